@@ -1,0 +1,34 @@
+"""Gunicorn embedded as the console's WSGI server (threaded workers, static via WhiteNoise)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from gunicorn.app.base import BaseApplication
+
+from callscope.wsgi import application
+
+
+class ConsoleServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, *, bind: str) -> None:
+        self.options = {
+            "bind": bind,
+            "workers": settings.CALLSCOPE_WEB_WORKERS,
+            "threads": settings.CALLSCOPE_WEB_THREADS,
+            "worker_class": "gthread",
+            "timeout": 60,
+            "graceful_timeout": 10,
+            "accesslog": None,
+            "errorlog": "-",
+            "logconfig_dict": settings.LOGGING,
+            "proc_name": "callscope-console",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return application
