@@ -7,8 +7,6 @@ from typing import Any
 from django.conf import settings
 from gunicorn.app.base import BaseApplication
 
-from callscope.wsgi import application
-
 
 class ConsoleServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, *, bind: str) -> None:
@@ -31,4 +29,8 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        # Imported here, after collectstatic: WhiteNoise indexes STATIC_ROOT when the
+        # application is built.
+        from callscope.wsgi import application  # noqa: PLC0415
+
         return application
