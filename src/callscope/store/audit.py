@@ -1,0 +1,117 @@
+"""Appending to the hash-chained audit trail.
+
+Every entry's hash covers its canonical JSON content and the previous entry's hash
+(`entry_hash = SHA-256(previous_hash || canonical)`), so editing, deleting or reordering
+any entry breaks every later link. Appends are serialised: an advisory transaction lock on
+PostgreSQL, the database-wide write lock on SQLite (IMMEDIATE transactions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from callscope.store.models import AuditEntry
+
+GENESIS = "0" * 64
+_ADVISORY_KEY = 0x0CA11A0D17  # arbitrary constant naming the audit chain's lock
+
+log = logging.getLogger("callscope.audit")
+
+
+def canonical(
+    *,
+    sequence: int,
+    at: dt.datetime,
+    actor_id: int | None,
+    actor_name: str,
+    address: str,
+    action: str,
+    target: str,
+    detail: dict[str, Any],
+) -> bytes:
+    """The bytes an entry's hash covers (stable key order, UTC microseconds)."""
+    content = {
+        "sequence": sequence,
+        "at": at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "address": address,
+        "action": action,
+        "target": target,
+        "detail": detail,
+    }
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def chain_hash(previous_hash: str, content: bytes) -> str:
+    return hashlib.sha256(previous_hash.encode("ascii") + content).hexdigest()
+
+
+def entry_content(entry: AuditEntry) -> bytes:
+    return canonical(
+        sequence=entry.sequence,
+        at=entry.at,
+        actor_id=entry.actor_id,
+        actor_name=entry.actor_name,
+        address=entry.address,
+        action=entry.action,
+        target=entry.target,
+        detail=entry.detail,
+    )
+
+
+def record(
+    action: str,
+    *,
+    actor: Any = None,
+    address: str = "",
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry (inside the caller's transaction when there is one)."""
+    detail = json.loads(json.dumps(detail or {}, default=str))  # JSON-normalised, as stored
+    actor_id = getattr(actor, "pk", None) if actor is not None else None
+    actor_name = actor.get_username() if actor_id is not None else ""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_KEY])
+        last = AuditEntry.objects.order_by("-sequence").only("sequence", "entry_hash").first()
+        sequence = 1 if last is None else last.sequence + 1
+        previous = GENESIS if last is None else last.entry_hash
+        # Stored at microsecond precision on every backend; hash what is stored.
+        at = timezone.now()
+        content = canonical(
+            sequence=sequence,
+            at=at,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            address=address,
+            action=action,
+            target=target,
+            detail=detail,
+        )
+        entry = AuditEntry.objects.create(
+            sequence=sequence,
+            at=at,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            address=address,
+            action=action,
+            target=target,
+            detail=detail,
+            previous_hash=previous,
+            entry_hash=chain_hash(previous, content),
+        )
+    log.info(
+        "audit",
+        extra={"audit_action": action, "audit_actor": actor_name, "audit_target": target},
+    )
+    return entry
