@@ -1,0 +1,127 @@
+"""Saving call records (the contract's JSON) as rows.
+
+A call leg is identified by its Call-ID and start time, so importing the same capture twice,
+or a live recorder restarting and flushing a call it had already saved, updates the row
+instead of duplicating it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from callscope.store.models import Call, Direction, OrgUnit, Recording, Stream
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a call sits in the organisation (from the number directory)."""
+
+    direction: str = Direction.UNKNOWN
+    caller_unit: OrgUnit | None = None
+    callee_unit: OrgUnit | None = None
+    caller_class: str = ""
+    callee_class: str = ""
+    caller_pseudonym: str = ""
+    callee_pseudonym: str = ""
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    """The contract's ``2021-03-29T00:15:02.123456Z`` as an aware UTC datetime."""
+    if text is None:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _party(record: dict[str, Any], role: str) -> dict[str, str]:
+    party = record.get(role) or {}
+    return {
+        f"{role}_number": party.get("number") or "",
+        f"{role}_uri": (party.get("uri") or "")[:255],
+        f"{role}_display": (party.get("display_name") or "")[:128],
+    }
+
+
+def call_fields(record: dict[str, Any], placement: Placement) -> dict[str, Any]:
+    started = parse_time(record["started_at"])
+    if started is None:
+        raise ValueError("a call record needs started_at")
+    recording = record.get("recording") or {}
+    return {
+        "conversation_id": record.get("conversation_id") or record["call_id"],
+        "source": record["source"],
+        "transport": record.get("transport") or "unknown",
+        **_party(record, "caller"),
+        **_party(record, "callee"),
+        "direction": record.get("direction") or placement.direction,
+        "caller_unit": placement.caller_unit,
+        "callee_unit": placement.callee_unit,
+        "caller_class": placement.caller_class,
+        "callee_class": placement.callee_class,
+        "caller_pseudonym": placement.caller_pseudonym,
+        "callee_pseudonym": placement.callee_pseudonym,
+        "ringing_at": parse_time(record.get("ringing_at")),
+        "answered_at": parse_time(record.get("answered_at")),
+        "ended_at": parse_time(record.get("ended_at")),
+        "result": record["result"],
+        "final_code": record.get("final_code"),
+        "ended_by": record.get("ended_by"),
+        "setup_seconds": record.get("setup_seconds"),
+        "ring_seconds": record.get("ring_seconds"),
+        "talk_seconds": record.get("talk_seconds"),
+        "hold_seconds": record.get("hold_seconds"),
+        "early_media": bool(record.get("early_media")),
+        "has_dtmf": bool(record.get("dtmf")),
+        "transferred": bool(record.get("transfer")),
+        "encrypted_media": recording.get("status") == Recording.Status.ENCRYPTED,
+        "anomaly_count": sum(int(a.get("count", 0)) for a in record.get("anomalies", ())),
+        "record": record,
+    }
+
+
+def stream_rows(call: Call, streams: Iterable[dict[str, Any]]) -> list[Stream]:
+    return [
+        Stream(
+            call=call,
+            direction=s.get("direction", "unknown"),
+            media=s.get("media", "audio"),
+            codec=s.get("codec") or "",
+            payload_types=s.get("payload_types", []),
+            src=s["src"],
+            dst=s["dst"],
+            ssrcs=s.get("ssrcs", []),
+            packets=s.get("packets", 0),
+            lost=s.get("lost", 0),
+            duplicates=s.get("duplicates", 0),
+            jitter_ms=s.get("jitter_ms"),
+            first_at=parse_time(s.get("first_at")),
+            last_at=parse_time(s.get("last_at")),
+        )
+        for s in streams
+    ]
+
+
+def save_call(
+    record: dict[str, Any],
+    *,
+    ladder: Sequence[dict[str, Any]] = (),
+    placement: Placement | None = None,
+    probe: str = "",
+) -> Call:
+    """Insert or update one call leg with its streams, in one transaction."""
+    fields = call_fields(record, placement or Placement())
+    fields["ladder"] = list(ladder)
+    fields["probe"] = probe
+    with transaction.atomic():
+        call, _created = Call.objects.update_or_create(
+            call_id=record["call_id"],
+            started_at=parse_time(record["started_at"]),
+            defaults=fields,
+        )
+        Stream.objects.filter(call=call).delete()
+        Stream.objects.bulk_create(stream_rows(call, record.get("streams", ())))
+    return call
