@@ -12,7 +12,11 @@ def record(**overrides):
         "conversation_id": "a84b4c76e66710@pc33.atlanta.example.com",
         "source": "pcap",
         "transport": "udp",
-        "caller": {"number": "0781234567", "uri": "sip:0781234567@pbx", "display_name": "神戸 太郎"},
+        "caller": {
+            "number": "0781234567",
+            "uri": "sip:0781234567@pbx",
+            "display_name": "神戸 太郎",
+        },
         "callee": {"number": "3100", "uri": "sip:3100@pbx", "display_name": None},
         "direction": "inbound",
         "started_at": "2026-04-01T00:15:02.123456Z",
