@@ -57,6 +57,13 @@ def test_lf_only_stream() -> None:
     assert SipFramer().feed(data + data) == [data, data]
 
 
+def test_lf_message_followed_by_crlf_keepalive() -> None:
+    data = b"SIP/2.0 200 OK\nContent-Length: 0\n\n"
+    framer = SipFramer()
+    assert framer.feed(data + b"\r\n" + data) == [data, data]
+    assert framer.keepalives == 1
+
+
 def test_resynchronises_after_garbage() -> None:
     framer = SipFramer()
     garbage = b"tail of a lost segment\r\na=rtpmap:0 PCMU/8000\r\n"

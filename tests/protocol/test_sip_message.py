@@ -179,6 +179,11 @@ def test_bare_lf_message_as_hep_delivers_it() -> None:
     assert msg.cseq == (2, "BYE") and bytes(msg) == data
 
 
+def test_lf_blank_line_before_a_body_that_starts_with_crlf() -> None:
+    msg = SipMessage.parse(b"SIP/2.0 200 OK\nContent-Length: 2\n\n\r\n")
+    assert msg.body == b"\r\n" and msg.defects == (SipDefect.BARE_LF,)
+
+
 def test_header_values_do_not_keep_a_carriage_return() -> None:
     data = b"SIP/2.0 200 OK\r\nCall-ID: x\nCSeq: 2 BYE\r\n\r\n"
     msg = SipMessage.parse(data)

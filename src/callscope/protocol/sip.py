@@ -118,7 +118,8 @@ def _split_head(data: bytes, start: int) -> tuple[bytes, int, bool]:
     a blank line was found. Only the first blank line counts: bodies are never split.
     """
     crlf = data.find(b"\n\r\n", start)
-    lf = data.find(b"\n\n", start, crlf if crlf >= 0 else len(data))
+    # in b"\n\n\r\n" the LF LF blank line starts first, one byte before the "\n\r\n"
+    lf = data.find(b"\n\n", start, crlf + 1 if crlf >= 0 else len(data))
     if lf >= 0:
         end, body_start = lf, lf + 2
     elif crlf >= 0:

@@ -86,7 +86,7 @@ class SipFramer:
     def _complete(self, first_eol: int) -> bytes | None:
         buffer = self._buffer
         crlf = buffer.find(b"\n\r\n", first_eol)
-        lf = buffer.find(b"\n\n", first_eol, crlf if crlf >= 0 else len(buffer))
+        lf = buffer.find(b"\n\n", first_eol, crlf + 1 if crlf >= 0 else len(buffer))
         if lf >= 0:
             head_end, body_start = lf, lf + 2
         elif crlf >= 0:

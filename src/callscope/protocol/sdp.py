@@ -1,0 +1,403 @@
+"""Session descriptions (SDP, RFC 8866 which obsoletes RFC 4566), parsed leniently.
+
+`SessionDescription.parse` reads what a recorder needs to find and decode media: per m=
+section the effective connection address and port, the payload type map (rtpmap with RFC
+3551 static types filled in), the direction (RFC 3264), the SIPREC label (RFC 4574) and the
+signs of encrypted media. Lines it cannot use are kept or recorded in ``problems`` with a
+fixed message; only a description with no v= line or no usable m= line raises
+`SdpParseError`. ``bytes(sdp)`` is the input.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from callscope.protocol.errors import SdpParseError
+from callscope.protocol.sdpfields import (
+    STATIC_PAYLOAD_TYPES,
+    Connection,
+    Crypto,
+    Origin,
+    RtpMap,
+    SdpProblem,
+    parse_bandwidth,
+)
+from callscope.protocol.sipuri import decode_text, is_digits
+
+__all__ = [
+    "STATIC_PAYLOAD_TYPES",
+    "Connection",
+    "Crypto",
+    "Direction",
+    "MediaDescription",
+    "Origin",
+    "RtpMap",
+    "SdpProblem",
+    "SessionDescription",
+]
+
+Attribute = tuple[str, str | None]
+
+# RFC 8866 5: the line types a description may contain
+_TYPES = frozenset("vosiuepcbtrzkam")
+
+
+class Direction(enum.StrEnum):
+    """Media direction attributes (RFC 3264 5.1, RFC 8866 6.7)."""
+
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+
+# RFC 3264 8.4: a connection address of 0.0.0.0 (RFC 2543 hold) means "do not send to me"
+_WITHOUT_RECEIVE = {
+    Direction.SENDRECV: Direction.SENDONLY,
+    Direction.RECVONLY: Direction.INACTIVE,
+    Direction.SENDONLY: Direction.SENDONLY,
+    Direction.INACTIVE: Direction.INACTIVE,
+}
+_ZERO_ADDRESSES = frozenset({"0.0.0.0", "::"})  # noqa: S104 - an SDP address, not a bind
+_DIRECTIONS = {d.value: d for d in Direction}
+
+
+@dataclass(frozen=True, slots=True)
+class MediaDescription:
+    """One m= section with its effective connection (media c= over session c=).
+
+    ``formats`` are the m= line's fmt tokens; ``rtpmap`` maps every numeric payload type
+    to its encoding, from a=rtpmap or, for RTP profiles, the RFC 3551 static table.
+    ``direction`` is effective: media attribute over session attribute, default sendrecv,
+    and a 0.0.0.0 connection removes receiving (RFC 3264 8.4 old-style hold).
+    """
+
+    media: str
+    port: int
+    port_count: int
+    proto: str
+    formats: tuple[str, ...]
+    connection: Connection | None
+    bandwidth: tuple[tuple[str, int], ...]
+    attributes: tuple[Attribute, ...]
+    rtpmap: Mapping[int, RtpMap]
+    fmtp: Mapping[int, str]
+    declared_direction: Direction
+    direction: Direction
+    label: str | None
+    rtcp_port: int | None
+    rtcp_mux: bool
+    crypto: tuple[Crypto, ...]
+    zrtp_hash: str | None
+    fingerprint: str | None
+    ptime: int | None
+    other_lines: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def address(self) -> str | None:
+        """The effective connection address of the stream (None if no c= applies)."""
+        return self.connection.address if self.connection is not None else None
+
+    @property
+    def payload_types(self) -> tuple[int, ...]:
+        """The numeric formats of the m= line, in preference order."""
+        return tuple(int(f) for f in self.formats if is_digits(f) and len(f) <= 3)
+
+    @property
+    def rejected(self) -> bool:
+        """Port 0: the stream is rejected or disabled (RFC 3264 6, 8.2)."""
+        return self.port == 0
+
+    @property
+    def zero_address(self) -> bool:
+        """c=0.0.0.0: the RFC 2543 way to put the other side on hold."""
+        return self.address in _ZERO_ADDRESSES
+
+    @property
+    def is_encrypted(self) -> bool:
+        """SRTP profile, SDES crypto (RFC 4568), ZRTP (RFC 6189) or DTLS-SRTP (RFC 5763)."""
+        return (
+            "SAVP" in self.proto.upper()
+            or bool(self.crypto)
+            or self.zrtp_hash is not None
+            or self.fingerprint is not None
+        )
+
+    def attribute(self, name: str) -> str | None:
+        """Value of the first media-level ``a=name`` (None if absent or a flag)."""
+        for key, value in self.attributes:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDescription:
+    """A parsed SDP body; ``bytes(sdp)`` returns the bytes it was parsed from."""
+
+    raw: bytes
+    version: int
+    origin: Origin | None
+    session_name: str | None
+    connection: Connection | None
+    bandwidth: tuple[tuple[str, int], ...]
+    attributes: tuple[Attribute, ...]
+    direction: Direction
+    media: tuple[MediaDescription, ...]
+    problems: tuple[SdpProblem, ...] = ()
+    other_lines: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, data: bytes) -> SessionDescription:
+        """Parse an SDP body; raises SdpParseError with a fixed message if unusable."""
+        return _Parser(data).run()
+
+    def __bytes__(self) -> bytes:
+        return self.raw
+
+    @property
+    def is_encrypted(self) -> bool:
+        """True if any media stream is encrypted (see `MediaDescription.is_encrypted`)."""
+        return any(m.is_encrypted for m in self.media)
+
+    def attribute(self, name: str) -> str | None:
+        """Value of the first session-level ``a=name`` (None if absent or a flag)."""
+        for key, value in self.attributes:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass
+class _Section:
+    """Lines collected for one level (session or one m=) before they are interpreted."""
+
+    m_line: str | None = None
+    connection: Connection | None = None
+    bandwidth: list[tuple[str, int]] = field(default_factory=list)
+    attributes: list[Attribute] = field(default_factory=list)
+    other: list[tuple[str, str]] = field(default_factory=list)
+    usable: bool = True
+
+
+class _Parser:
+    """One parse: splits lines, routes them to the session or the current m= section."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.problems: list[SdpProblem] = []
+        self.session = _Section()
+        self.sections: list[_Section] = []
+        self.version: int | None = None
+        self.origin: Origin | None = None
+        self.session_name: str | None = None
+
+    def problem(self, message: str, line: str) -> None:
+        self.problems.append(SdpProblem(message, line))
+
+    def run(self) -> SessionDescription:
+        text, not_utf8 = decode_text(self.data)
+        if not_utf8:
+            self.problem("SDP is not UTF-8", "")
+        pending = [line.strip() for line in text.split("\n")]
+        pending.reverse()
+        while pending:
+            line = pending.pop()
+            if line:
+                self.line(line, pending)
+        if self.version is None:
+            raise SdpParseError("SDP has no v= line")
+        session = self.session
+        media = tuple(m for m in (self.media(s) for s in self.sections if s.usable) if m)
+        if not media:
+            raise SdpParseError("SDP has no usable m= line")
+        return SessionDescription(
+            self.data, self.version, self.origin, self.session_name, session.connection,
+            tuple(session.bandwidth), tuple(session.attributes), _direction(session.attributes),
+            media, tuple(self.problems), tuple(session.other),
+        )  # fmt: skip
+
+    def line(self, line: str, pending: list[str]) -> None:
+        kind, sep, value = line.partition("=")
+        if not sep or len(kind) != 1 or kind not in _TYPES:
+            self.problem("line is not type=value", line)
+            return
+        if kind in "oc":
+            value = self.split_glued(kind, value, pending)
+        current = self.sections[-1] if self.sections else self.session
+        handler = _LINE_HANDLERS.get(kind)
+        if handler is None:
+            current.other.append((kind, value))
+        else:
+            handler(self, current, value)
+
+    def on_version(self, _current: _Section, value: str) -> None:
+        self.version = int(value) if is_digits(value) else 0
+        if value != "0":
+            self.problem("unknown SDP version", f"v={value}")
+
+    def on_origin(self, _current: _Section, value: str) -> None:
+        self.origin = Origin.parse(value)
+        if self.origin is None:
+            self.problem("bad o= line", f"o={value}")
+
+    def on_session_name(self, current: _Section, value: str) -> None:
+        if current is self.session:
+            self.session_name = value
+        else:
+            current.other.append(("s", value))
+
+    def on_media(self, _current: _Section, value: str) -> None:
+        self.sections.append(_Section(m_line=value))
+
+    def on_connection(self, current: _Section, value: str) -> None:
+        current.connection = Connection.parse(value)
+        if current.connection is None:
+            self.problem("bad c= line", f"c={value}")
+
+    def on_bandwidth(self, current: _Section, value: str) -> None:
+        bandwidth = parse_bandwidth(value)
+        if bandwidth is None:
+            self.problem("bad b= line", f"b={value}")
+        else:
+            current.bandwidth.append(bandwidth)
+
+    def on_attribute(self, current: _Section, value: str) -> None:
+        name, has_value, attr = value.partition(":")
+        current.attributes.append((name.strip(), attr.strip() if has_value else None))
+
+    def split_glued(self, kind: str, value: str, pending: list[str]) -> str:
+        """Undo a missing line break, as in ``o=... IN IP4 127.0.0.1s=name`` (seen in HEP)."""
+        equals = value.find("=")
+        if equals >= 2 and value[equals - 1] in _TYPES and value[equals - 2] != " ":
+            self.problem("line break missing", f"{kind}={value}")
+            pending.append(value[equals - 1 :])
+            return value[: equals - 1]
+        return value
+
+    def media(self, section: _Section) -> MediaDescription | None:
+        """Interpret one m= section; a bad m= line is recorded and the section dropped."""
+        parts = (section.m_line or "").split()
+        port_text, _, count_text = parts[1].partition("/") if len(parts) >= 3 else ("", "", "")
+        if not is_digits(port_text) or (count_text and not is_digits(count_text)):
+            self.problem("bad m= line", f"m={section.m_line}")
+            return None
+        proto, formats = parts[2], tuple(parts[3:])
+        rtpmap, fmtp = self.payload_maps(section.attributes)
+        if "RTP" in proto.upper():
+            # m= line order first (preference order), then rtpmaps for unlisted types
+            ordered: dict[int, RtpMap] = {}
+            for pt in (int(f) for f in formats if is_digits(f) and len(f) <= 3):
+                found = rtpmap.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
+                if found is not None:
+                    ordered[pt] = found
+            rtpmap = ordered | rtpmap
+        connection = section.connection or self.session.connection
+        attrs = section.attributes
+        declared = _direction(attrs, _direction(self.session.attributes))
+        zero = connection is not None and connection.address in _ZERO_ADDRESSES
+        return MediaDescription(
+            media=parts[0].lower(),
+            port=int(port_text),
+            port_count=int(count_text) if count_text else 1,
+            proto=proto,
+            formats=formats,
+            connection=connection,
+            bandwidth=tuple(section.bandwidth),
+            attributes=tuple(attrs),
+            rtpmap=rtpmap,
+            fmtp=fmtp,
+            declared_direction=declared,
+            direction=_WITHOUT_RECEIVE[declared] if zero else declared,
+            label=_value(attrs, "label"),
+            rtcp_port=self.rtcp_port(attrs),
+            rtcp_mux=any(name == "rtcp-mux" for name, _ in attrs),
+            crypto=self.crypto(attrs),
+            zrtp_hash=_value(attrs, "zrtp-hash") or _value(self.session.attributes, "zrtp-hash"),
+            fingerprint=_value(attrs, "fingerprint")
+            or _value(self.session.attributes, "fingerprint"),
+            ptime=self.ptime(attrs),
+            other_lines=tuple(section.other),
+        )
+
+    def payload_maps(self, attrs: list[Attribute]) -> tuple[dict[int, RtpMap], dict[int, str]]:
+        rtpmap: dict[int, RtpMap] = {}
+        fmtp: dict[int, str] = {}
+        for name, value in attrs:
+            if name not in ("rtpmap", "fmtp"):
+                continue
+            pt_text, _, rest = (value or "").partition(" ")
+            if not is_digits(pt_text) or int(pt_text) > 127:
+                message = "bad a=fmtp" if name == "fmtp" else "bad a=rtpmap"
+                self.problem(message, f"a={name}:{value}")
+            elif name == "fmtp":
+                fmtp.setdefault(int(pt_text), rest.strip())
+            else:
+                parsed = RtpMap.parse(rest)
+                if parsed is None:
+                    self.problem("bad a=rtpmap", f"a=rtpmap:{value}")
+                else:
+                    rtpmap.setdefault(int(pt_text), parsed)
+        return rtpmap, fmtp
+
+    def rtcp_port(self, attrs: list[Attribute]) -> int | None:
+        # RFC 3605 2.1: a=rtcp:port [nettype addrtype connection-address]
+        value = _value(attrs, "rtcp")
+        if value is None:
+            return None
+        port = value.split()[0] if value.split() else ""
+        if is_digits(port) and int(port) < 65536:
+            return int(port)
+        self.problem("bad a=rtcp", f"a=rtcp:{value}")
+        return None
+
+    def crypto(self, attrs: list[Attribute]) -> tuple[Crypto, ...]:
+        found: list[Crypto] = []
+        for name, value in attrs:
+            if name == "crypto":
+                crypto = Crypto.parse(value or "")
+                if crypto is None:
+                    self.problem("bad a=crypto", "a=crypto")
+                else:
+                    found.append(crypto)
+        return tuple(found)
+
+    def ptime(self, attrs: list[Attribute]) -> int | None:
+        # RFC 8866 6.4: packet time in milliseconds (some UAs write a decimal point)
+        value = _value(attrs, "ptime")
+        if value is None:
+            return None
+        whole = value.partition(".")[0]
+        if is_digits(whole):
+            return int(whole)
+        self.problem("bad a=ptime", f"a=ptime:{value}")
+        return None
+
+
+_LINE_HANDLERS: dict[str, Callable[[_Parser, _Section, str], None]] = {
+    "v": _Parser.on_version,
+    "o": _Parser.on_origin,
+    "s": _Parser.on_session_name,
+    "m": _Parser.on_media,
+    "c": _Parser.on_connection,
+    "b": _Parser.on_bandwidth,
+    "a": _Parser.on_attribute,
+}
+
+
+def _value(attrs: list[Attribute] | tuple[Attribute, ...], name: str) -> str | None:
+    for key, value in attrs:
+        if key == name:
+            return value
+    return None
+
+
+def _direction(
+    attrs: list[Attribute] | tuple[Attribute, ...], default: Direction = Direction.SENDRECV
+) -> Direction:
+    for key, value in attrs:
+        if value is None and key.lower() in _DIRECTIONS:
+            return _DIRECTIONS[key.lower()]
+    return default
