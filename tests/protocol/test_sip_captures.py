@@ -80,6 +80,8 @@ def test_every_sip_message_parses_and_round_trips(testdata: Path, name: str) -> 
         assert msg.cseq is not None
         assert msg.from_ is not None and msg.to is not None
         assert msg.via and msg.via[0].host  # (the Metasploit spoof has no branch)
+        assert msg.top_via == msg.via[0]
+        assert (msg.from_tag, msg.to_tag) == (msg.from_.tag, msg.to.tag)
         assert msg.is_request != msg.is_response
 
 

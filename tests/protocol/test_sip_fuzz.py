@@ -15,6 +15,7 @@ ACCESSORS = (
     "call_id", "cseq", "from_", "to", "via", "contact", "contacts", "record_routes",
     "p_asserted_identity", "content_type", "require", "supported", "allow", "refer_to",
     "referred_by", "replaces", "reasons", "user_agent", "max_forwards", "expires", "event",
+    "from_tag", "to_tag", "top_via",
 )  # fmt: skip
 
 HEADER_LINES = st.sampled_from(
@@ -41,6 +42,17 @@ def access_everything(msg: SipMessage) -> None:
             getattr(msg, name)
     msg.header("via")
     msg.headers_all("contact")
+    for fast, full in (("from_tag", "from_"), ("to_tag", "to"), ("top_via", "via")):
+        try:
+            whole = getattr(msg, full)
+        except SipParseError:
+            continue
+        with contextlib.suppress(SipParseError):
+            value = getattr(msg, fast)
+            if full == "via":
+                assert value == (whole[0] if whole else None)
+            else:
+                assert value == (whole.tag if whole is not None else None)
 
 
 @settings(max_examples=500, deadline=None)

@@ -90,6 +90,39 @@ def test_typed_accessors() -> None:
     assert pai.uri.number == "+81312345678"
 
 
+def test_fast_tag_and_top_via_accessors() -> None:
+    msg = SipMessage.parse(INVITE)
+    assert (msg.from_tag, msg.to_tag) == ("1928301774", None)
+    assert msg.top_via == msg.via[0]
+    quoted = SipMessage.parse(
+        b'BYE sip:a@b SIP/2.0\r\nFrom: "a>;tag=no" <sip:x@y>;TAG=yes\r\n'
+        b"To: sip:z@y;tag=t2\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa,SIP/2.0/UDP g\r\n\r\n"
+    )
+    assert (quoted.from_tag, quoted.to_tag) == ("yes", "t2")
+    assert quoted.top_via is not None and quoted.top_via.branch == "z9hG4bKa"
+    assert SipMessage.parse(b"OPTIONS sip:a SIP/2.0\r\n\r\n").top_via is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "<sip:a@b>;tag=1",
+        "<sip:a@b;tag=uri>;x=1;tag=2",
+        "<sip:a@b>;tag",
+        "<sip:a@b>;tag=",
+        '<sip:a@b>;tag="q"',
+        "sip:a@b;tag=3;tag=4",
+        "sip:a@b",
+        "Name <sip:a@b> ; Tag = 5 ",
+        '"x;tag=no" <sip:a@b>',
+    ],
+)
+def test_fast_tag_agrees_with_the_full_parse(value: str) -> None:
+    msg = SipMessage.parse(f"ACK sip:a SIP/2.0\r\nFrom: {value}\r\n\r\n".encode())
+    assert msg.from_ is not None
+    assert msg.from_tag == msg.from_.tag
+
+
 def test_via_list_split_and_params() -> None:
     vias = SipMessage.parse(INVITE).via
     assert [(v.transport, v.host, v.port) for v in vias] == [

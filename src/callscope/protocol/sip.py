@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from callscope.protocol.errors import SipParseError
@@ -216,7 +216,7 @@ class SipMessage:
                     defects.append(SipDefect.BODY_TRUNCATED)
             else:
                 defects.append(SipDefect.BAD_CONTENT_LENGTH)
-        return cls(
+        return _new_message(
             data, method, uri, code, reason, version, tuple(headers), tuple(names), body,
             content_length, tuple(defects), {},
         )  # fmt: skip
@@ -310,6 +310,42 @@ class SipMessage:
     def from_(self) -> NameAddr | None:
         """The From header (RFC 3261 20.20)."""
         return self._name_addr("from")
+
+    @property
+    def from_tag(self) -> str | None:
+        """The From tag, found without parsing the whole header (for dialog matching)."""
+        return self._tag("from")
+
+    @property
+    def to_tag(self) -> str | None:
+        """The To tag, found without parsing the whole header (None before the answer)."""
+        return self._tag("to")
+
+    def _tag(self, name: str) -> str | None:
+        value = self.header(name)
+        if value is None:
+            return None
+        if '"' in value:
+            addr = self._name_addr(name)  # quoted text may contain anything: full parse
+            return addr.tag if addr is not None else None
+        gt = value.find(">")
+        params = value[gt + 1 :] if gt >= 0 else value.partition(";")[2]
+        for item in params.split(";"):
+            key, sep, tag = item.partition("=")
+            if key.strip().lower() == "tag":
+                return tag.strip() if sep else None
+        return None
+
+    @property
+    def top_via(self) -> Via | None:
+        """The topmost Via hop only (the one a response is matched on, RFC 3261 17.1.3)."""
+        return self._cached("top_via", self._parse_top_via)
+
+    def _parse_top_via(self) -> Via | None:
+        value = self.header("via")
+        if value is None:
+            return None
+        return Via.parse(value.partition(",")[0])
 
     @property
     def to(self) -> NameAddr | None:
@@ -411,6 +447,21 @@ class SipMessage:
         """The event package of the Event header (RFC 6665 8.2.1), without parameters."""
         value = self.header("event")
         return None if value is None else value.partition(";")[0].strip()
+
+
+# The generated frozen __init__ calls object.__setattr__ per field: measured 3.2 us of a
+# 13 us parse. Setting the slots through their descriptors gives the same frozen object
+# in half the time; only `SipMessage.parse` uses this.
+_SLOT_SETTERS: tuple[Callable[[SipMessage, object], None], ...] = tuple(
+    SipMessage.__dict__[f.name].__set__ for f in fields(SipMessage)
+)
+
+
+def _new_message(*values: object) -> SipMessage:
+    msg = object.__new__(SipMessage)
+    for setter, value in zip(_SLOT_SETTERS, values, strict=True):
+        setter(msg, value)
+    return msg
 
 
 def _optional(value: str | None, parse: Callable[[str], _T]) -> _T | None:

@@ -102,13 +102,18 @@ def split_outside_quotes(text: str, sep: str) -> list[str]:
 
 def parse_params(text: str) -> tuple[Param, ...]:
     """Parse ``;name=value;flag`` (leading ``;`` optional); names lower-case, values unquoted."""
+    if not text:
+        return ()
     params: list[Param] = []
-    for item in split_outside_quotes(text, ";"):
+    items = text.split(";") if '"' not in text else split_outside_quotes(text, ";")
+    for item in items:
         name, sep, value = item.partition("=")
         name = name.strip().lower()
-        if not name:
-            continue
-        params.append((name, unquote_string(value.strip()) if sep else None))
+        if name:
+            value = value.strip()
+            params.append(
+                (name, (unquote_string(value) if '"' in value else value) if sep else None)
+            )
     return tuple(params)
 
 
