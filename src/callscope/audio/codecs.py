@@ -13,6 +13,7 @@ leaves their time silent (RFC 3389 noise is not synthesised; RFC 4733 tones are 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final, cast
 
@@ -52,6 +53,9 @@ class Decoder:
         """Decoded samples per RTP timestamp unit (2 for G.722, 1 for the others)."""
         return cls.sample_rate // cls.rtp_clock_rate
 
+    #: True when `is_wideband` depends on the payload (Opus), not only on the codec
+    bandwidth_in_payload: ClassVar[bool] = False
+
     @classmethod
     def is_wideband(cls, payload: bytes) -> bool:
         """True when this payload carries audio above 4 kHz (needs a 16 kHz recording)."""
@@ -61,23 +65,45 @@ class Decoder:
         """One RTP payload -> int16 mono samples; `AudioDecodeError` when undecodable."""
         raise NotImplementedError
 
+    def decode_many(self, payloads: Sequence[bytes]) -> list[Pcm | None]:
+        """Consecutive payloads in sequence order -> PCM per payload (None: undecodable)."""
+        out: list[Pcm | None] = []
+        for payload in payloads:
+            try:
+                out.append(self.decode(payload))
+            except AudioDecodeError:
+                out.append(None)
+        return out
 
-class PcmuDecoder(Decoder):
+
+class _G711Decoder(Decoder):
+    """Stateless G.711: one table lookup over all payloads of a segment at once."""
+
+    sample_rate = 8000
+    rtp_clock_rate = 8000
+    _table: ClassVar[Pcm]
+
+    def decode(self, payload: bytes) -> Pcm:
+        return self._table[np.frombuffer(payload, dtype=np.uint8)]
+
+    def decode_many(self, payloads: Sequence[bytes]) -> list[Pcm | None]:
+        joined = self.decode(b"".join(payloads))
+        out: list[Pcm | None] = []
+        start = 0
+        for payload in payloads:  # one sample per byte (G.711)
+            out.append(joined[start : start + len(payload)])
+            start += len(payload)
+        return out
+
+
+class PcmuDecoder(_G711Decoder):
     encoding = "PCMU"
-    sample_rate = 8000
-    rtp_clock_rate = 8000
-
-    def decode(self, payload: bytes) -> Pcm:
-        return g711.ulaw_decode(payload)
+    _table = g711.ULAW_TO_LINEAR
 
 
-class PcmaDecoder(Decoder):
+class PcmaDecoder(_G711Decoder):
     encoding = "PCMA"
-    sample_rate = 8000
-    rtp_clock_rate = 8000
-
-    def decode(self, payload: bytes) -> Pcm:
-        return g711.alaw_decode(payload)
+    _table = g711.ALAW_TO_LINEAR
 
 
 class _PyAvDecoder(Decoder):
@@ -148,6 +174,7 @@ class OpusDecoder(_PyAvDecoder):
     ffmpeg_codec = "libopus"
     sample_rate = 48000
     rtp_clock_rate = 48000
+    bandwidth_in_payload = True
 
     @classmethod
     def is_wideband(cls, payload: bytes) -> bool:

@@ -156,7 +156,7 @@ def _new_header(key_id: str, chunk_size: int, plaintext_length: int) -> Containe
 
 
 def encrypt_stream(
-    read: Callable[[int], bytes],
+    read: Callable[[int], bytes | memoryview],
     plaintext_length: int,
     data_key: bytes,
     *,
@@ -184,10 +184,10 @@ def encrypt(
     view = memoryview(plain)
     pos = 0
 
-    def read(n: int) -> bytes:
+    def read(n: int) -> memoryview:
         nonlocal pos
         pos += n
-        return bytes(view[pos - n : pos])
+        return view[pos - n : pos]
 
     return b"".join(
         encrypt_stream(read, len(plain), data_key, key_id=key_id, chunk_size=chunk_size)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Final
 
 import av
@@ -31,7 +32,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from callscope.audio.codecs import Decoder, PayloadKind, Pcm, UnsupportedCodec, lookup_decoder
-from callscope.audio.errors import AudioDecodeError
 from callscope.audio.packets import MediaPacket, PayloadTypeMap, payload_format
 
 NARROWBAND_RATE: Final = 8000
@@ -124,20 +124,15 @@ def _unwrap(last: int, value: int, bits: int) -> int:
 
 
 def _classify(
-    pkt: MediaPacket, payload_types: PayloadTypeMap, counts: _Counts
+    payload_type: int, payload_types: PayloadTypeMap, counts: _Counts
 ) -> type[Decoder] | None:
-    fmt = payload_format(pkt.payload_type, payload_types)
+    fmt = payload_format(payload_type, payload_types)
     if fmt is None:
-        counts.unsupported += 1
-        counts.encodings.add("pt" + str(pkt.payload_type))
+        counts.encodings.add("pt" + str(payload_type))
         return None
     found = lookup_decoder(fmt.encoding)
     if isinstance(found, UnsupportedCodec):
-        counts.unsupported += 1
         counts.encodings.update(found.encodings)
-        return None
-    if found.kind is not PayloadKind.AUDIO:
-        counts.not_audio += 1
         return None
     return found
 
@@ -146,26 +141,32 @@ def _segments(
     packets: Iterable[MediaPacket], payload_types: PayloadTypeMap, counts: _Counts
 ) -> list[tuple[type[Decoder], _Segment]]:
     streams: dict[tuple[int, type[Decoder]], _Stream] = {}
-    for pkt in sorted(packets, key=lambda p: p.arrival_ns):
+    decoders: dict[int, type[Decoder] | None] = {}
+    for at, ssrc, seq16, ts32, pt, _, payload in sorted(packets, key=itemgetter(0)):
         counts.packets += 1
-        decoder = _classify(pkt, payload_types, counts)
+        if pt not in decoders:
+            decoders[pt] = _classify(pt, payload_types, counts)
+        decoder = decoders[pt]
         if decoder is None:
+            counts.unsupported += 1
             continue
-        key = (pkt.ssrc, decoder)
-        stream = streams.get(key)
+        if decoder.kind is not PayloadKind.AUDIO:
+            counts.not_audio += 1
+            continue
+        stream = streams.get((ssrc, decoder))
         if stream is None:
-            stream = streams[key] = _Stream(decoder, pkt.seq, pkt.timestamp)
-        seq = stream.last_seq = _unwrap(stream.last_seq, pkt.seq, 16)
-        ts = stream.last_ts = _unwrap(stream.last_ts, pkt.timestamp, 32)
+            stream = streams[(ssrc, decoder)] = _Stream(decoder, seq16, ts32)
+        seq = stream.last_seq = _unwrap(stream.last_seq, seq16, 16)
+        ts = stream.last_ts = _unwrap(stream.last_ts, ts32, 32)
         clock = decoder.rtp_clock_rate
         for seg in reversed(stream.segments):
             predicted = seg.anchor_ns + (ts - seg.ts_ref) * _NS // clock
-            if abs(pkt.arrival_ns - predicted) <= SEGMENT_TOLERANCE_NS:
+            if abs(at - predicted) <= SEGMENT_TOLERANCE_NS:
                 break
         else:
-            seg = _Segment(pkt.arrival_ns, ts)
+            seg = _Segment(at, ts)
             stream.segments.append(seg)
-        seg.entries.append((seq, ts, pkt.arrival_ns, pkt.payload))
+        seg.entries.append((seq, ts, at, payload))
     return [(s.decoder, seg) for s in streams.values() for seg in s.segments]
 
 
@@ -190,16 +191,14 @@ def _decode_segment(
     tally["lost"] += unique[-1][0] - unique[0][0] + 1 - len(unique)
     ts_min = min(e[1] for e in unique)
     tick = decoder_cls.samples_per_rtp_tick()
-    decoder = decoder_cls()
-    pieces: list[tuple[int, Pcm]] = []
-    for _, ts, _, payload in unique:
-        try:
-            pcm = decoder.decode(payload)
-        except AudioDecodeError:
-            tally["decode_errors"] += 1
-            continue
-        tally["decoded"] += 1
-        pieces.append(((ts - ts_min) * tick, pcm))
+    decoded = decoder_cls().decode_many([e[3] for e in unique])
+    pieces = [
+        ((e[1] - ts_min) * tick, pcm)
+        for e, pcm in zip(unique, decoded, strict=True)
+        if pcm is not None
+    ]
+    tally["decoded"] += len(pieces)
+    tally["decode_errors"] += len(unique) - len(pieces)
     length = max((pos + len(pcm) for pos, pcm in pieces), default=0)
     if length == 0:
         return None
@@ -267,7 +266,7 @@ def render_direction(
     """
     counts = _Counts()
     tally = dict.fromkeys(("decoded", "duplicates", "lost", "decode_errors"), 0)
-    segments = _segments((MediaPacket(*p) for p in packets), payload_types, counts)
+    segments = _segments(packets, payload_types, counts)
     placed = [
         p
         for decoder, seg in segments
@@ -292,16 +291,20 @@ def recording_rate(
 ) -> int:
     """16 kHz when any audio payload of the call is wideband (G.722, Opus >= WB), else 8 kHz."""
     for packets, payload_types in directions:
+        decoders: dict[int, type[Decoder] | None] = {}
         for pkt in packets:
-            fmt = payload_format(pkt[4], payload_types)
-            found = None if fmt is None else lookup_decoder(fmt.encoding)
-            if (
-                found is not None
-                and not isinstance(found, UnsupportedCodec)
-                and found.kind is PayloadKind.AUDIO
-                and found.is_wideband(pkt[6])
-            ):
+            pt = pkt[4]
+            if pt not in decoders:
+                found = _classify(pt, payload_types, _Counts())
+                audio = found is not None and found.kind is PayloadKind.AUDIO
+                decoders[pt] = found if audio else None
+            decoder = decoders[pt]
+            if decoder is None:
+                continue
+            if decoder.is_wideband(pkt[6]):
                 return WIDEBAND_RATE
+            if not decoder.bandwidth_in_payload:
+                decoders[pt] = None  # the codec answered for every packet of this type
     return NARROWBAND_RATE
 
 
