@@ -199,3 +199,38 @@ def test_g726_capture_is_unsupported(testdata: Path) -> None:
     assert render_call(packets, [], {}, packets[0].arrival_ns) == UnsupportedCodec(("pt2",))
     named = render_call(packets, [], {2: ("G726-32", 8000, 1)}, packets[0].arrival_ns)
     assert named == UnsupportedCodec(("G726-32",))
+
+
+def test_stereo_opus_packets_are_downmixed_to_mono() -> None:
+    # RFC 7587: opus/48000/2 in SDP; a party may send stereo, the recording keeps one track
+    enc = av.CodecContext.create("libopus", "w")
+    enc.sample_rate, enc.layout, enc.format, enc.bit_rate = 48000, "stereo", "s16", 64000
+    enc.open()
+    t = np.arange(960 * 10) / 48000
+    left = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+    stereo = np.stack([left, np.zeros_like(left)], axis=1)
+    payloads = []
+    for i in range(10):
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(stereo[i * 960 : (i + 1) * 960]).reshape(1, -1),
+            format="s16",
+            layout="stereo",
+        )
+        frame.sample_rate, frame.pts = 48000, i * 960
+        payloads += [bytes(p) for p in enc.encode(frame)]
+    assert payloads[0][0] & 0x04  # RFC 6716 3.1: the TOC's stereo flag
+    decoder = OpusDecoder()
+    mono = np.concatenate([decoder.decode(p) for p in payloads])
+    assert len(mono) == 960 * len(payloads)
+    assert 3000 < np.abs(mono[2000:]).max() < 5000  # half of the left channel
+
+
+def test_malformed_opus_packets_are_counted_not_fatal(testdata: Path) -> None:
+    # the wiki's hybrid-mode sample: the two code-3 packets do not split into whole frames
+    packets = [
+        p
+        for d in udp_datagrams(testdata / "pcap/sip-rtp-opus-hybrid.pcap")
+        if (p := rtp_packet(d.at_ns, d.payload)) is not None and p.payload_type == 99
+    ]
+    audio = render_direction(packets, {99: ("opus", 48000, 2)}, packets[0].arrival_ns, 16000)
+    assert (audio.stats.decoded, audio.stats.decode_errors) == (3, 2)
