@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from callscope.protocol.errors import SipParseError
-from callscope.protocol.sipuri import Param, is_digits, param_value, parse_params, unquote_string
+from callscope.protocol.sipuri import Param, is_digits, param_value, parse_params
 
 # RFC 3261 7.3.3 and 20, RFC 3515 (r), RFC 3892 (b), RFC 6665 (o, u), RFC 4028 (x),
 # RFC 8224 (y), RFC 3841 (a, j, d), RFC 4474 (n)
@@ -234,8 +234,3 @@ def parse_token_list(values: tuple[str, ...]) -> tuple[str, ...]:
     for value in values:
         tokens.extend(token for token in (t.strip() for t in value.split(",")) if token)
     return tuple(tokens)
-
-
-def unquote_value(text: str) -> str:
-    """Strip surrounding quotes from a header value, resolving quoted-pairs."""
-    return unquote_string(text.strip())
