@@ -234,6 +234,10 @@ def test_role_falls_back_to_the_invite_source_without_tags() -> None:
     )
     assert leg.role_of(bye, B) is Role.CALLEE
     assert leg.role_of(bye, A) is Role.CALLER
+    ringing = SipMessage.parse(text.replace("INVITE sip:b@x SIP/2.0", "SIP/2.0 180 R").encode())
+    assert leg.role_of(ringing, B) is Role.CALLEE  # metasploit-sip-invite-spoof: no tags
+    leg.receive(ringing, 5, B)
+    assert leg.ringing_at == 5
 
 
 def test_timeout_ends_open_calls_only_as_a_fallback() -> None:

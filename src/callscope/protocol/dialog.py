@@ -225,10 +225,9 @@ class InviteDialog:
         """Who sent ``msg``: by the caller's From tag, else by the INVITE's source address."""
         from_ = msg.from_
         tag = from_.tag if from_ is not None else None
-        if tag is not None and self.caller_tag is not None:
-            from_caller = tag == self.caller_tag
-        else:
-            from_caller = src == self.caller_src
+        if tag is None or self.caller_tag is None:
+            return Role.CALLER if src == self.caller_src else Role.CALLEE
+        from_caller = tag == self.caller_tag  # From names the originator of the request
         if msg.is_request:
             return Role.CALLER if from_caller else Role.CALLEE
         return Role.CALLEE if from_caller else Role.CALLER

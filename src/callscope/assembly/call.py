@@ -1,0 +1,332 @@
+"""One call leg while it is being assembled: its dialog, media streams, digits, holds.
+
+`Call` is the tracker's mutable per-leg state. The SIP side is the `InviteDialog` of
+`callscope.protocol.dialog`; this class adds what the record needs beyond the dialog: the
+parties (from the initial INVITE), the SIP ladder, the media streams paired to it, DTMF in
+both directions (RFC 4733 events and SIP INFO) with echo suppression, hold time, encryption,
+transfer facts and anomaly counts. `record()` freezes it into a `CallRecord`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Final
+
+from callscope.assembly.events import MediaSink, StreamDirection
+from callscope.assembly.media import MediaStream
+from callscope.assembly.records import (
+    CallRecord,
+    DtmfRecord,
+    LadderEntry,
+    Party,
+    StreamRecord,
+    TransferRecord,
+)
+from callscope.core import Datagram, Endpoint
+from callscope.protocol.dialog import InviteDialog, Role
+from callscope.protocol.errors import SipParseError
+from callscope.protocol.sdp import Direction, SessionDescription
+from callscope.protocol.sip import SipDefect, SipMessage
+from callscope.protocol.sipuri import NameAddr
+from callscope.protocol.telephone_event import DTMF_DIGITS, DetectedEvent, DigitDetector
+
+__all__ = ["Call", "info_digits", "party_of"]
+
+_SENT_BY: Final = {
+    Role.CALLER: StreamDirection.CALLER_TO_CALLEE,
+    Role.CALLEE: StreamDirection.CALLEE_TO_CALLER,
+}
+_VALID_DIGITS: Final = frozenset(DTMF_DIGITS)
+# SIP INFO Signal= values some phones send as RFC 4733 event codes (10 = *, 11 = #)
+_EVENT_CODES: Final = {str(code): digit for code, digit in enumerate(DTMF_DIGITS)}
+_HELD: Final = frozenset({Direction.SENDONLY, Direction.INACTIVE, Direction.RECVONLY})
+
+
+def party_of(identity: NameAddr | None, number_from: NameAddr | None = None) -> Party:
+    """A party from a From/To value; the number from ``number_from`` (P-Asserted-Identity)
+    when given. The number is the URI's user part as on the wire, parameters cut off."""
+    if identity is None and number_from is None:
+        return Party(None, None, None)
+    source = number_from or identity
+    user = source.uri.user if source is not None else None
+    number = user.partition(";")[0] or None if user else None
+    if identity is None:
+        return Party(number, None, None)
+    return Party(number, str(identity.uri), identity.display_name)
+
+
+def info_digits(msg: SipMessage) -> list[str]:
+    """Digits of a SIP INFO body: ``application/dtmf-relay`` (``Signal=5``) or
+    ``application/dtmf`` (the digit alone)."""
+    ctype = msg.content_type
+    if ctype is None or ctype.mime not in ("application/dtmf-relay", "application/dtmf"):
+        return []
+    text = msg.body.decode("utf-8", "replace")
+    values: list[str] = []
+    if ctype.mime == "application/dtmf":
+        values.append(text.strip())
+    else:
+        for line in text.splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip().lower() == "signal":
+                values.append(value.strip())
+    digits = []
+    for value in values:
+        digit = _EVENT_CODES.get(value, value.upper())
+        if digit in _VALID_DIGITS and len(digit) == 1:
+            digits.append(digit)
+    return digits
+
+
+class Call:
+    """The assembling state of one call leg (see the module docs)."""
+
+    def __init__(
+        self, key: int, invite: SipMessage, dgram: Datagram, *, max_ladder: int, echo_ns: int
+    ) -> None:
+        """Start from the initial INVITE; raises `SipParseError` for an unusable one."""
+        self.key = key
+        self.dialog = InviteDialog(invite, dgram.at, dgram.src)
+        self.call_id = self.dialog.call_id
+        self.conversation_id = self.call_id
+        self.group: list[Call] = [self]
+        self.source = dgram.source
+        self.transport = dgram.transport.value
+        self.invite_dst = dgram.dst
+        self.caller = Party(None, None, None)
+        self.callee = Party(None, None, None)
+        self.answered = False
+        self.early_media = False
+        self.encrypted: str | None = None
+        self.streams: dict[tuple[StreamDirection, Endpoint, Endpoint], MediaStream] = {}
+        self.rtcp_packets = 0
+        self.dtmf: list[DtmfRecord] = []
+        self.anomalies: Counter[str] = Counter()
+        self.ladder: list[LadderEntry] = []
+        self.transfer_method: str | None = None
+        self.transfer_target: str | None = None
+        self.related_call_ids: list[str] = []
+        self.emitted = False
+        self.end_scheduled = False
+        self._ladder_seen: set[tuple[object, ...]] = set()
+        self._max_ladder = max_ladder
+        self._echo_ns = echo_ns
+        self._detectors: dict[StreamDirection, DigitDetector] = {}
+        self._event_keys: dict[StreamDirection, set[int]] = {}
+        self._directions: dict[Role, tuple[Direction, int]] = {}
+        self._held_since: int | None = None
+        self._hold_ns = 0
+        self._set_parties(invite)
+
+    def _set_parties(self, invite: SipMessage) -> None:
+        try:
+            self.caller = party_of(invite.from_, invite.p_asserted_identity)
+        except SipParseError as exc:
+            self.count(exc.kind)
+        try:
+            self.callee = party_of(invite.to)
+        except SipParseError as exc:
+            self.count(exc.kind)
+
+    # -- MediaOwner ---------------------------------------------------------------------------
+
+    def count(self, kind: str) -> None:
+        """Count one anomaly of ``kind``."""
+        self.anomalies[kind] += 1
+
+    def detector(self, direction: StreamDirection) -> DigitDetector:
+        """The RFC 4733 detector of one direction."""
+        found = self._detectors.get(direction)
+        if found is None:
+            found = self._detectors[direction] = DigitDetector()
+        return found
+
+    def on_digit(self, direction: StreamDirection, event: DetectedEvent) -> None:
+        """An RFC 4733 event; DTMF digits are recorded unless they echo the other side."""
+        if event.digit is None:
+            return
+        self.add_digit(event.digit, direction, event.at, "rfc4733")
+
+    def encrypted_media(self, how: str) -> None:
+        """The media is encrypted (SDP crypto/SAVP/zrtp-hash, ZRTP or SRTCP packets)."""
+        if self.encrypted is None:
+            self.encrypted = how
+            self.count("media." + how)
+            for stream in self.streams.values():
+                stream.stop_writing()
+
+    # -- SIP side -----------------------------------------------------------------------------
+
+    def sender(self, msg: SipMessage, src: Endpoint) -> Role:
+        """Who sent ``msg`` (see `InviteDialog.role_of`)."""
+        return self.dialog.role_of(msg, src)
+
+    def add_ladder(self, msg: SipMessage, dgram: Datagram, role: Role, sdp: bool) -> None:
+        """Add the message to the ladder once per hop (retransmissions left out)."""
+        label = msg.method or f"{msg.status_code} {msg.reason or ''}".rstrip()
+        key = (dgram.src, dgram.dst, label, msg.header("cseq"))
+        if key in self._ladder_seen:
+            return
+        if len(self.ladder) >= self._max_ladder:
+            self.count("sip.ladder_truncated")
+            return
+        self._ladder_seen.add(key)
+        self.ladder.append(
+            LadderEntry(dgram.at, _SENT_BY[role].contract, label, dgram.src, dgram.dst, sdp)
+        )
+
+    def note_defects(self, msg: SipMessage) -> None:
+        """Count the parser's defects of one message as anomalies (bare LF is normal)."""
+        for defect in msg.defects:
+            if defect is not SipDefect.BARE_LF:
+                self.count(defect.value)
+
+    def add_digit(self, digit: str, direction: StreamDirection, at: int, method: str) -> None:
+        """Record a digit unless the other direction had the same digit just before: a
+        device echoing the media back is not the other party pressing keys."""
+        name = direction.contract
+        for earlier in reversed(self.dtmf):
+            if at - earlier.at > self._echo_ns:
+                break
+            if earlier.digit == digit and earlier.direction != name and earlier.method == method:
+                self.count("dtmf.echo")
+                return
+        self.dtmf.append(DtmfRecord(digit, name, at, method))
+
+    def info(self, msg: SipMessage, role: Role, at: int) -> None:
+        """SIP INFO DTMF (application/dtmf-relay, application/dtmf)."""
+        for digit in info_digits(msg):
+            self.add_digit(digit, _SENT_BY[role], at, "sip_info")
+
+    def answer(self, at: int) -> None:
+        """The call was answered at ``at``."""
+        self.answered = True
+        self._update_hold(at)
+
+    def offer_answer(self, role: Role, sdp: SessionDescription, at: int) -> None:
+        """An SDP from ``role``: remember its audio direction (RFC 3264 8.4 hold)."""
+        for media in sdp.media:
+            if media.media == "audio" and not media.rejected:
+                self._directions[role] = (media.direction, at)
+                break
+        if sdp.is_encrypted:
+            self.encrypted_media("srtp" if not _zrtp(sdp) else "zrtp")
+        self._update_hold(at)
+
+    def _update_hold(self, at: int) -> None:
+        """Hold: after the answer, an offer or answer that stops a party receiving or
+        sending (sendonly, recvonly, inactive, c=0.0.0.0) until sendrecv comes back."""
+        answered_at = self.dialog.answered_at
+        held = answered_at is not None and any(
+            direction in _HELD and since > answered_at
+            for direction, since in self._directions.values()
+        )
+        if held and self._held_since is None:
+            self._held_since = at
+        elif not held and self._held_since is not None:
+            self._hold_ns += at - self._held_since
+            self._held_since = None
+
+    @property
+    def held(self) -> bool:
+        """On hold now."""
+        return self._held_since is not None
+
+    def hold_ns(self, end: int | None) -> int | None:
+        """Hold time while answered, an open hold counted until ``end``."""
+        if self.dialog.answered_at is None:
+            return None
+        total = self._hold_ns
+        if self._held_since is not None and end is not None:
+            total += max(0, end - self._held_since)
+        return total
+
+    # -- media side ---------------------------------------------------------------------------
+
+    def stream(
+        self,
+        direction: StreamDirection,
+        media: str,
+        src: Endpoint,
+        dst: Endpoint,
+        sink: MediaSink | None,
+    ) -> MediaStream:
+        """The stream of a flow, created on first use."""
+        key = (direction, src, dst)
+        found = self.streams.get(key)
+        if found is None:
+            writer = None if self.encrypted is not None else sink
+            found = self.streams[key] = MediaStream(self, direction, media, src, dst, sink=writer)
+        return found
+
+    def last_activity(self) -> int:
+        """The latest SIP message or RTP packet of the call."""
+        last = self.dialog.last_at
+        for stream in self.streams.values():
+            last = max(last, stream.last_at)
+        return last
+
+    def settle_media(self) -> None:
+        """End of the call's media: settle probation and RFC 4733 events in progress."""
+        for stream in self.streams.values():
+            stream.settle()
+        for direction, detector in self._detectors.items():
+            for event in detector.flush():
+                self.on_digit(direction, event)
+
+    # -- the record ---------------------------------------------------------------------------
+
+    def record(self) -> CallRecord:
+        """Freeze the leg into its `CallRecord`."""
+        dialog = self.dialog
+        ended_by = dialog.ended_by
+        end = dialog.ended_at if dialog.ended_at is not None else self.last_activity()
+        streams = tuple(s.record() for s in self.streams.values() if s.packets)
+        transfer = None
+        if self.transfer_method is not None:
+            transfer = TransferRecord(
+                self.transfer_method, self.transfer_target, tuple(self.related_call_ids)
+            )
+        return CallRecord(
+            call_key=self.key,
+            call_id=self.call_id,
+            conversation_id=self.conversation_id,
+            source=self.source,
+            transport=self.transport,
+            caller=self.caller,
+            callee=self.callee,
+            started_at=dialog.started_at,
+            ringing_at=dialog.ringing_at,
+            answered_at=dialog.answered_at,
+            ended_at=dialog.ended_at if not dialog.is_open else None,
+            result=dialog.result,
+            final_code=dialog.final_code if not dialog.is_open or self.answered else None,
+            ended_by=None if dialog.is_open else _ended_by(ended_by),
+            hold_ns=self.hold_ns(end),
+            early_media=self.early_media,
+            streams=streams,
+            dtmf=tuple(sorted(self.dtmf, key=lambda d: d.at)),
+            transfer=transfer,
+            recording_status=self._recording_status(streams),
+            anomalies=tuple(sorted(self.anomalies.items())),
+            ladder=tuple(self.ladder),
+        )
+
+    def _recording_status(self, streams: tuple[StreamRecord, ...]) -> str:
+        if self.encrypted is not None:
+            return "encrypted"
+        if any(s.media == "audio" for s in streams):
+            return "recorded"
+        if any(s.media == "video" for s in streams):
+            return "video_only"
+        return "no_media"
+
+
+def _ended_by(value: Role | str | None) -> str | None:
+    if isinstance(value, Role):
+        return value.value
+    return value
+
+
+def _zrtp(sdp: SessionDescription) -> bool:
+    return any(m.zrtp_hash is not None for m in sdp.media)
