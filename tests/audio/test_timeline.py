@@ -251,6 +251,14 @@ def test_audio_beyond_the_maximum_duration_is_clipped() -> None:
     assert audio.stats.clipped and len(audio.pcm) == 16000
 
 
+def test_packets_far_outside_the_recording_window_are_not_decoded() -> None:
+    # a stray packet hours after the call must not make the worker allocate hours of audio
+    stray = stream(1, first_ms=10 * 3600 * 1000, ssrc=99)
+    audio = render_direction(stream(10) + stray, PCMU, START, 8000, max_duration_ns=60_000 * MS)
+    assert audio.stats.clipped and audio.stats.decoded == 10
+    assert len(audio.pcm) == 8000 + 1600
+
+
 @pytest.mark.parametrize(("src", "dst"), [(8000, 16000), (16000, 8000), (48000, 8000)])
 def test_resample_keeps_length_and_timing(src: int, dst: int) -> None:
     pcm = np.zeros(src, dtype=np.int16)

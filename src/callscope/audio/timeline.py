@@ -111,6 +111,7 @@ class _Counts:
     packets: int = 0
     not_audio: int = 0
     unsupported: int = 0
+    outside: int = 0  # arrived outside the recording window
     encodings: set[str] = field(default_factory=set)
 
 
@@ -138,12 +139,19 @@ def _classify(
 
 
 def _segments(
-    packets: Iterable[MediaPacket], payload_types: PayloadTypeMap, counts: _Counts
+    packets: Iterable[MediaPacket],
+    payload_types: PayloadTypeMap,
+    counts: _Counts,
+    window: tuple[int, int],
 ) -> list[tuple[type[Decoder], _Segment]]:
     streams: dict[tuple[int, type[Decoder]], _Stream] = {}
     decoders: dict[int, type[Decoder] | None] = {}
     for at, ssrc, seq16, ts32, pt, _, payload in sorted(packets, key=itemgetter(0)):
         counts.packets += 1
+        if not window[0] <= at <= window[1]:
+            # bounds memory: a segment's audio lies within the tolerance of its arrivals
+            counts.outside += 1
+            continue
         if pt not in decoders:
             decoders[pt] = _classify(pt, payload_types, counts)
         decoder = decoders[pt]
@@ -266,7 +274,11 @@ def render_direction(
     """
     counts = _Counts()
     tally = dict.fromkeys(("decoded", "duplicates", "lost", "decode_errors"), 0)
-    segments = _segments(packets, payload_types, counts)
+    window = (
+        call_start_ns - SEGMENT_TOLERANCE_NS,
+        call_start_ns + max_duration_ns + SEGMENT_TOLERANCE_NS,
+    )
+    segments = _segments(packets, payload_types, counts, window)
     placed = [
         p
         for decoder, seg in segments
@@ -279,7 +291,7 @@ def render_direction(
         not_audio=counts.not_audio,
         unsupported=counts.unsupported,
         segments=len(segments),
-        clipped=clipped,
+        clipped=clipped or counts.outside > 0,
         unsupported_encodings=tuple(sorted(counts.encodings)),
         **tally,
     )
