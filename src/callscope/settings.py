@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from callscope.accounts.auditsinks import audit_logging, merge_into, parse_syslog_address
 from callscope.config import (
     ConfigError,
     Setting,
@@ -191,6 +192,45 @@ PSEUDONYM_KEY_SETTING = declare(
     "DATA_DIR/pseudonym_key (mode 0600).",
     secret=True,
 )
+PASSWORD_HISTORY_SETTING = declare(
+    "CALLSCOPE_PASSWORD_HISTORY",
+    parse_positive_int,
+    5,
+    "Number of earlier passwords a user may not reuse (0: only the current one).",
+)
+LOCKOUT_FAILURES_SETTING = declare(
+    "CALLSCOPE_LOCKOUT_FAILURES",
+    parse_positive_int,
+    5,
+    "Failed log-ins (password or second factor) from one address for one user name before "
+    "the account is locked there.",
+)
+LOCKOUT_MINUTES_SETTING = declare(
+    "CALLSCOPE_LOCKOUT_MINUTES",
+    parse_positive_int,
+    30,
+    "Minutes a lock lasts unless the manager lifts it earlier.",
+)
+AUDIT_LOG_FILE_SETTING = declare(
+    "CALLSCOPE_AUDIT_LOG_FILE",
+    str,
+    "",
+    "File to which every audit entry is also appended as a JSON line (for shipping to "
+    "another host). Empty: none.",
+)
+AUDIT_SYSLOG_SETTING = declare(
+    "CALLSCOPE_AUDIT_SYSLOG",
+    parse_syslog_address,
+    "",
+    "Syslog destination for a copy of every audit entry (facility authpriv): "
+    "udp://host:514, tcp://host:601 or a local socket such as /dev/log. Empty: none.",
+)
+PURGE_BATCH_SIZE_SETTING = declare(
+    "CALLSCOPE_PURGE_BATCH_SIZE",
+    parse_positive_int,
+    200,
+    "Recordings or calls deleted per retention transaction (keeps each purge step short).",
+)
 TEST_POSTGRES_URL_SETTING = declare(
     "CALLSCOPE_TEST_POSTGRES_URL",
     str,
@@ -240,6 +280,10 @@ CALLSCOPE_OPUS_NARROWBAND_KBPS: int = OPUS_NB_KBPS_SETTING.read()
 CALLSCOPE_OPUS_WIDEBAND_KBPS: int = OPUS_WB_KBPS_SETTING.read()
 CALLSCOPE_CALL_TIMEOUT_SECONDS: int = CALL_TIMEOUT_SETTING.read()
 CALLSCOPE_TEST_POSTGRES_URL: str = TEST_POSTGRES_URL_SETTING.read()
+CALLSCOPE_PASSWORD_HISTORY: int = PASSWORD_HISTORY_SETTING.read()
+CALLSCOPE_AUDIT_LOG_FILE: str = AUDIT_LOG_FILE_SETTING.read()
+CALLSCOPE_AUDIT_SYSLOG: str = AUDIT_SYSLOG_SETTING.read()
+CALLSCOPE_PURGE_BATCH_SIZE: int = PURGE_BATCH_SIZE_SETTING.read() or 1
 CALLSCOPE_IDLE_TIMEOUT_MINUTES: int = IDLE_TIMEOUT_SETTING.read() or 15
 CALLSCOPE_SESSION_MAX_HOURS: int = SESSION_MAX_HOURS_SETTING.read() or 10
 
@@ -312,6 +356,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "callscope.accounts.middleware.AccountPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "callscope.console.middleware.SessionPolicyMiddleware",
@@ -354,6 +399,7 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "callscope.accounts.passwords.PasswordHistoryValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:home"
@@ -375,8 +421,8 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-AXES_FAILURE_LIMIT = 5
-AXES_COOLOFF_TIME = 0.5  # hours; the manager can lift a lock earlier
+AXES_FAILURE_LIMIT = LOCKOUT_FAILURES_SETTING.read() or 1
+AXES_COOLOFF_TIME = (LOCKOUT_MINUTES_SETTING.read() or 1) / 60  # hours; the manager can lift it
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -405,4 +451,7 @@ if _TESTING:
 
 from callscope.logs import logging_config  # noqa: E402  (needs the values above)
 
-LOGGING = logging_config(level=LOG_LEVEL_SETTING.read(), fmt=LOG_FORMAT_SETTING.read())
+LOGGING = merge_into(
+    logging_config(level=LOG_LEVEL_SETTING.read(), fmt=LOG_FORMAT_SETTING.read()),
+    audit_logging(log_file=CALLSCOPE_AUDIT_LOG_FILE, syslog=CALLSCOPE_AUDIT_SYSLOG),
+)

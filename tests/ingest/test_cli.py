@@ -19,7 +19,7 @@ def run(args, data_dir, **env):
     )
 
 
-@pytest.mark.parametrize("command", ["capture", "purge", "demo"])
+@pytest.mark.parametrize("command", ["capture", "demo"])
 def test_unbuilt_subcommands_say_so_and_fail(tmp_path, command):
     result = run([command], tmp_path / "data")
     assert result.returncode != 0
