@@ -108,6 +108,7 @@ class Call:
         self.related_call_ids: list[str] = []
         self.emitted = False
         self.end_scheduled = False
+        self.silence_due = 0  # the pending silence check (older ones are stale)
         self._ladder_seen: set[tuple[object, ...]] = set()
         self._max_ladder = max_ladder
         self._echo_ns = echo_ns
@@ -161,7 +162,9 @@ class Call:
         """Who sent ``msg`` (see `InviteDialog.role_of`)."""
         return self.dialog.role_of(msg, src)
 
-    def add_ladder(self, msg: SipMessage, dgram: Datagram, role: Role, sdp: bool) -> None:
+    def add_ladder(
+        self, msg: SipMessage, dgram: Datagram, role: Role, sdp: SessionDescription | None
+    ) -> None:
         """Add the message to the ladder once per hop (retransmissions left out)."""
         label = msg.method or f"{msg.status_code} {msg.reason or ''}".rstrip()
         key = (dgram.src, dgram.dst, label, msg.header("cseq"))
@@ -172,8 +175,11 @@ class Call:
             return
         self._ladder_seen.add(key)
         self.ladder.append(
-            LadderEntry(dgram.at, _SENT_BY[role].contract, label, dgram.src, dgram.dst, sdp)
-        )
+            LadderEntry(
+                dgram.at, _SENT_BY[role].contract, label, dgram.src, dgram.dst,
+                sdp is not None, msg.method, msg.status_code, _sdp_detail(sdp),
+            )
+        )  # fmt: skip
 
     def note_defects(self, msg: SipMessage) -> None:
         """Count the parser's defects of one message as anomalies (bare LF is normal)."""
@@ -326,6 +332,19 @@ def _ended_by(value: Role | str | None) -> str | None:
     if isinstance(value, Role):
         return value.value
     return value
+
+
+def _sdp_detail(sdp: SessionDescription | None) -> str | None:
+    """``SDP PCMA sendonly (hold)``: the first audio stream's codecs and direction."""
+    if sdp is None:
+        return None
+    for media in sdp.media:
+        if media.media == "audio":
+            codecs = [media.rtpmap[pt].encoding for pt in media.payload_types if pt in media.rtpmap]
+            voice = "/".join(c for c in codecs if c.lower() not in ("telephone-event", "cn"))
+            state = media.direction.value + (" (hold)" if media.direction in _HELD else "")
+            return " ".join(part for part in ("SDP", voice, state) if part)
+    return "SDP"
 
 
 def _zrtp(sdp: SessionDescription) -> bool:

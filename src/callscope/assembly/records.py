@@ -132,7 +132,8 @@ class TransferRecord:
 
 @dataclass(frozen=True, slots=True)
 class LadderEntry:
-    """One SIP message of the call for the console's ladder diagram (first copy per hop)."""
+    """One SIP message of the call for the console's ladder diagram (first copy per hop);
+    ``detail`` notes the SDP's audio direction and codecs, e.g. ``SDP sendonly (hold)``."""
 
     at: int
     direction: str
@@ -140,10 +141,13 @@ class LadderEntry:
     src: Endpoint
     dst: Endpoint
     sdp: bool = False
+    method: str | None = None
+    status: int | None = None
+    detail: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form for the store's ``ladder`` column."""
-        return {
+        """JSON form for the store's ``ladder`` column (the console's ladder format)."""
+        entry: dict[str, Any] = {
             "at": format_utc(self.at),
             "direction": self.direction,
             "label": self.label,
@@ -151,6 +155,13 @@ class LadderEntry:
             "dst": str(self.dst),
             "sdp": self.sdp,
         }
+        if self.method is not None:
+            entry["method"] = self.method
+        if self.status is not None:
+            entry["status"] = self.status
+        if self.detail is not None:
+            entry["detail"] = self.detail
+        return entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,10 @@ class CallTracker:
     def anomalies(self) -> dict[str, int]:
         """Anomalies of the whole input by kind (those of calls included)."""
         total = dict(self._anomalies)
+        for call in self._calls.values():
+            if not call.emitted:
+                for kind, count in call.anomalies.items():
+                    total[kind] = total.get(kind, 0) + count
         unpaired = sum(flow.seen for flow in self._orphans.values())
         if unpaired:
             total["rtp.unpaired"] = total.get("rtp.unpaired", 0) + unpaired
@@ -174,9 +178,11 @@ class CallTracker:
         return sum(1 for call in self._calls.values() if not call.emitted)
 
     def _count(self, kind: str, call: Call | None = None) -> None:
-        self._anomalies[kind] = self._anomalies.get(kind, 0) + 1
+        """One anomaly, on its call when there is one (merged into the totals at its end)."""
         if call is not None:
             call.count(kind)
+        else:
+            self._anomalies[kind] = self._anomalies.get(kind, 0) + 1
 
     # -- SIP ----------------------------------------------------------------------------------
 
@@ -224,10 +230,10 @@ class CallTracker:
         self._calls[call.key] = call
         self._links.new_leg(call, msg, dgram.src, self._legs)
         self._legs.setdefault(call.call_id, []).append(call)
-        self._schedule(dgram.at + config.setup_timeout_ns, _Timer.SILENCE, call)
+        self._watch(call, dgram.at + config.setup_timeout_ns)
         call.note_defects(msg)
         sdp = self._sdp(call, msg)
-        call.add_ladder(msg, dgram, Role.CALLER, sdp is not None)
+        call.add_ladder(msg, dgram, Role.CALLER, sdp)
         if sdp is not None:
             self._offer_answer(call, Role.CALLER, sdp, dgram.at)
         return [CallStarted(call.key, call.call_id, dgram.at)]
@@ -237,7 +243,7 @@ class CallTracker:
         role, _kind, action, duplicate = call.dialog.receive(msg, at, dgram.src)
         sdp = self._sdp(call, msg)
         if not call.emitted:
-            call.add_ladder(msg, dgram, role, sdp is not None)
+            call.add_ladder(msg, dgram, role, sdp)
         if sdp is not None and not call.emitted:
             self._offer_answer(call, role, sdp, at)
         if duplicate:
@@ -258,6 +264,7 @@ class CallTracker:
         elif action is Action.ANSWER and dialog.answered_at == at:
             call.answer(at)
             events.append(CallAnswered(call.key, at))
+            self._watch(call, at + self.config.call_timeout_ns)
         if call.emitted or call.end_scheduled:
             return events
         if dialog.state is DialogState.TERMINATED:
@@ -391,7 +398,7 @@ class CallTracker:
             if dialog.settle() or dialog.finish_cancel():
                 call.end_scheduled = True
                 self._schedule(deadline, _Timer.EMIT, call)
-        elif kind is _Timer.SILENCE and not call.end_scheduled:
+        elif kind is _Timer.SILENCE and deadline == call.silence_due and not call.end_scheduled:
             last = call.last_activity()
             limit = self._silence_limit(call)
             if now - last >= limit:
@@ -399,7 +406,12 @@ class CallTracker:
                 call.end_scheduled = True
                 self._schedule(now, _Timer.EMIT, call)
             else:
-                self._schedule(last + limit, _Timer.SILENCE, call)
+                self._watch(call, last + limit)
+
+    def _watch(self, call: Call, due: int) -> None:
+        """(Re)arm the silence check of a call; an earlier pending check becomes stale."""
+        call.silence_due = due
+        self._schedule(due, _Timer.SILENCE, call)
 
     def _silence_limit(self, call: Call) -> int:
         config = self.config
