@@ -1,12 +1,19 @@
 """Console pages."""
 
 from django.urls import path
+from django.views.i18n import set_language
 
-from callscope.console import views
+from callscope.console import calls, playback, views
 
 app_name = "console"
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("language", set_language, name="set_language"),
+    path("calls/", calls.search, name="search"),
+    path("calls/export.<str:fmt>", calls.export, name="export"),
+    path("calls/<int:call_id>/", calls.call_detail, name="call_detail"),
+    path("calls/<int:call_id>/audio.ogg", playback.call_audio, name="call_audio"),
+    path("capture/", views.health, name="health"),
 ]

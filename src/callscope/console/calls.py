@@ -1,0 +1,256 @@
+"""Call search (with htmx partial updates and CSV/Excel export) and the call detail page.
+
+Every view authorizes through `callscope.accounts.access`; numbers are shown in full only to
+users with the full-number right, masked otherwise (the templates use ``{% phone %}``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from callscope.accounts.access import (
+    audit,
+    get_call_for_user,
+    record_numbers_shown,
+    require_staff,
+)
+from callscope.console import exports
+from callscope.console.ladder import build_ladder, parse_time
+from callscope.console.playback import LISTENABLE
+from callscope.console.search import (
+    COLUMN_SORTS,
+    UNBOUNDED_SORT_DAYS,
+    CursorError,
+    SearchForm,
+    filter_calls,
+    implied_start,
+    iter_rows,
+    page_of,
+)
+from callscope.store.models import Call, LegalHold, Recording
+
+
+def _filters(form: SearchForm) -> dict[str, Any]:
+    """The filters actually set, JSON-friendly, for the audit trail."""
+    return {
+        k: (v.isoformat() if isinstance(v, dt.datetime) else v)
+        for k, v in form.cleaned_data.items()
+        if v not in (None, "")
+    }
+
+
+def _query(request: HttpRequest, **changes: str | None) -> str:
+    """The current query string without paging cursors, with ``changes`` applied."""
+    params = request.GET.copy()
+    for key in ("after", "before", *changes):
+        params.pop(key, None)
+    for key, value in changes.items():
+        if value:
+            params[key] = value
+    return params.urlencode()
+
+
+def _column_links(request: HttpRequest, current: str) -> dict[str, dict[str, str]]:
+    """For each sortable column: the link that sorts by it and its aria-sort state."""
+    links = {}
+    for column, (desc, asc) in COLUMN_SORTS.items():
+        state = "descending" if current == desc else "ascending" if current == asc else "none"
+        target = asc if current == desc else desc
+        links[column] = {"query": _query(request, sort=target), "state": state}
+    return links
+
+
+@login_required
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """The search page; with htmx, only the result table is rendered."""
+    require_staff(request)
+    form = SearchForm(request.GET)
+    context: dict[str, Any] = {"form": form, "searched": False}
+    if form.is_valid():
+        data = form.cleaned_data
+        sort = data.get("sort") or "-started"
+        calls = filter_calls(data).select_related("caller_unit", "callee_unit", "recording")
+        try:
+            page = page_of(
+                calls, sort, after=request.GET.get("after"), before=request.GET.get("before")
+            )
+        except CursorError as exc:
+            raise Http404 from exc
+        if not request.GET.get("after") and not request.GET.get("before"):
+            audit(request, "search", detail={"filters": _filters(form)})
+        record_numbers_shown(request, [f"call:{call.pk}" for call in page.rows])
+        context.update(
+            searched=True,
+            page=page,
+            sort=sort,
+            columns=_column_links(request, sort),
+            next_query=_query(request, after=page.next_cursor) if page.next_cursor else "",
+            prev_query=_query(request, before=page.prev_cursor) if page.prev_cursor else "",
+            export_query=_query(request),
+            implied_start=implied_start(data),
+            unbounded_days=UNBOUNDED_SORT_DAYS,
+        )
+    htmx: Any = getattr(request, "htmx", None)  # set by django_htmx's HtmxMiddleware
+    partial = bool(htmx) and not htmx.history_restore_request
+    template = "console/calls/_results.html" if partial else "console/calls/search.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@login_required
+@require_GET
+def export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The whole search result (up to `exports.EXPORT_LIMIT` rows) as CSV or Excel; audited."""
+    user = require_staff(request)
+    if fmt not in exports.FORMATS:
+        raise Http404
+    form = SearchForm(request.GET)
+    if not form.is_valid():
+        return render(request, "console/calls/search.html", {"form": form}, status=400)
+    sort = form.cleaned_data.get("sort") or "-started"
+    rows = iter_rows(
+        filter_calls(form.cleaned_data).select_related("caller_unit", "callee_unit", "recording"),
+        sort,
+        limit=exports.EXPORT_LIMIT,
+    )
+    writer, content_type = exports.FORMATS[fmt]
+    body, count = writer(rows, user=user)
+    audit(
+        request,
+        "export",
+        detail={
+            "what": "calls",
+            "format": fmt,
+            "rows": count,
+            "truncated": count >= exports.EXPORT_LIMIT,
+            "full_numbers": user.may_see_numbers,
+            "filters": _filters(form),
+        },
+    )
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="calls-{stamp}.{fmt}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _call_end(call: Call) -> dt.datetime:
+    return call.ended_at or call.answered_at or call.ringing_at or call.started_at
+
+
+def _phases(call: Call) -> list[dict[str, Any]]:
+    """Waiting, ringing and talk as shares of the call's length, for the timeline bar."""
+    end = _call_end(call)
+    total = (end - call.started_at).total_seconds()
+    if total <= 0:
+        return []
+    marks = [
+        ("waiting", call.started_at, call.ringing_at or call.answered_at or end),
+        ("ringing", call.ringing_at, call.answered_at or end),
+        ("talk", call.answered_at, end),
+    ]
+    phases = []
+    for name, start, stop in marks:
+        if start is None or stop is None or stop <= start:
+            continue
+        offset = (start - call.started_at).total_seconds()
+        length = (stop - start).total_seconds()
+        phases.append(
+            {
+                "name": name,
+                "left": 100 * offset / total,
+                "width": 100 * length / total,
+                "seconds": length,
+            }
+        )
+    return phases
+
+
+def _offset(call: Call, text: object) -> float | None:
+    at = parse_time(text)
+    return (at - call.started_at).total_seconds() if at else None
+
+
+def _record_lists(call: Call) -> dict[str, Any]:
+    record = call.record or {}
+    dtmf = [
+        {**d, "offset": _offset(call, d.get("at"))}
+        for d in record.get("dtmf") or ()
+        if isinstance(d, dict)
+    ]
+    transfer = record.get("transfer") if isinstance(record.get("transfer"), dict) else None
+    related: list[Call] = []
+    if transfer and transfer.get("related_call_ids"):
+        related = list(
+            Call.objects.filter(call_id__in=list(transfer["related_call_ids"])[:20]).order_by(
+                "started_at"
+            )
+        )
+    anomalies = [a for a in record.get("anomalies") or () if isinstance(a, dict)]
+    return {"dtmf": dtmf, "transfer": transfer, "related": related, "anomalies": anomalies}
+
+
+def _player(call: Call, recording: Recording | None) -> dict[str, Any] | None:
+    if recording is None or recording.status not in LISTENABLE:
+        return None
+    if recording.state != Recording.State.DONE or recording.deleted_at or not recording.storage_key:
+        return None
+    peaks = bytes(recording.peaks or b"")
+    return {
+        "url": reverse("console:call_audio", args=[call.pk]),
+        "peaks": base64.b64encode(peaks).decode("ascii"),
+        "channels": recording.channels or 2,
+        "duration": recording.duration_seconds or 0,
+    }
+
+
+@login_required
+@require_GET
+def call_detail(request: HttpRequest, call_id: int) -> HttpResponse:
+    """One call: timings, SIP ladder, quality, DTMF, transfers, legs, anomalies, recording."""
+    call, can_listen = get_call_for_user(request, call_id)
+    audit(request, "call_view", target=f"call:{call.pk}")
+    recording = getattr(call, "recording", None)
+    streams = list(call.streams.all())
+    for stream in streams:
+        total = stream.packets + stream.lost
+        stream.loss_percent = 100 * stream.lost / total if total else 0.0  # type: ignore[attr-defined]
+    legs = list(
+        Call.objects.filter(conversation_id=call.conversation_id)
+        .exclude(pk=call.pk)
+        .select_related("caller_unit", "callee_unit")
+        .order_by("started_at")[:50]
+    )
+    lists = _record_lists(call)
+    holds = (
+        list(LegalHold.objects.filter(recording=recording, released_at__isnull=True))
+        if recording
+        else []
+    )
+    record_numbers_shown(request, [f"call:{c.pk}" for c in (call, *legs, *lists["related"])])
+    context = {
+        "call": call,
+        "ladder": build_ladder(call.ladder or [], call.started_at),
+        "phases": _phases(call),
+        "call_length": (_call_end(call) - call.started_at).total_seconds(),
+        "streams": streams,
+        "legs": legs,
+        "recording": recording,
+        "holds": holds,
+        "player": _player(call, recording) if can_listen else None,
+        "can_listen": can_listen,
+        **lists,
+    }
+    return render(request, "console/calls/detail.html", context)

@@ -1,0 +1,319 @@
+"""Call search: the filter form, the query it builds and keyset pagination.
+
+Keyset (seek) pagination instead of OFFSET: a page is "the next 50 rows after this row" in
+the sort order, so page 1,000 costs what page 1 costs. The default order (newest first)
+walks the ``call_started_desc`` index (started_at DESC, id DESC); the other orders are
+tie-broken by id. A cursor names the last (or first) row of a page as ``<value>_<id>``.
+
+Phone numbers are searched through their keyed pseudonym (`callscope.store.masking`), which is
+indexed on both parties and never shows the number: users without the full-number right
+search by number and still see it masked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from callscope.store.masking import pseudonym
+from callscope.store.models import Call, Direction, OrgUnit, Recording, Result
+
+PAGE_SIZE = 50
+#: sorting by anything but time scans the period: without a period, the last days are used
+UNBOUNDED_SORT_DAYS = 31
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LISTENABLE = (Recording.Status.RECORDED, Recording.Status.PARTIAL)
+_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+
+
+class CursorError(ValueError):
+    """A pagination cursor that does not parse (a hand-edited URL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One sort order: the column, its direction, and how a cursor value is written."""
+
+    field: str
+    descending: bool
+    label: Any
+    nullable: bool = False
+
+    @property
+    def is_time(self) -> bool:
+        return self.field == "started_at"
+
+    @property
+    def attr(self) -> str:
+        """The attribute (plain or annotated) the rows are ordered by."""
+        return self.field if self.is_time else "sort_value"
+
+    def annotate(self, qs: QuerySet[Call]) -> QuerySet[Call]:
+        if self.is_time:
+            return qs
+        # NULL (not answered: no talk time) sorts as -1 so that keyset comparisons work.
+        return qs.annotate(
+            sort_value=Coalesce(F(self.field), Value(-1.0), output_field=FloatField())
+        )
+
+    def ordering(self, *, reverse: bool = False) -> list[Any]:
+        desc = self.descending != reverse
+        column = F(self.attr)
+        ident = F("id")
+        if desc:
+            return [column.desc(), ident.desc()]
+        return [column.asc(), ident.asc()]
+
+    def after(self, cursor: Cursor, *, reverse: bool = False) -> Q:
+        """Rows strictly after ``cursor`` in this order (before it when ``reverse``)."""
+        desc = self.descending != reverse
+        op = "lt" if desc else "gt"
+        eq = "lte" if desc else "gte"
+        # written as (v <= c) AND (v < c OR id < i) so that the index range is used
+        return Q(**{f"{self.attr}__{eq}": cursor.value}) & (
+            Q(**{f"{self.attr}__{op}": cursor.value}) | Q(**{f"id__{op}": cursor.id})
+        )
+
+    def encode(self, row: Call) -> str:
+        value = getattr(row, self.attr)
+        if self.is_time:
+            micros = (value - _EPOCH) // dt.timedelta(microseconds=1)
+            return f"{micros}_{row.pk}"
+        return f"{float(value)!r}_{row.pk}"
+
+    def decode(self, text: str) -> Cursor:
+        raw_value, sep, raw_id = text.rpartition("_")
+        try:
+            ident = int(raw_id)
+            value: Any = (
+                _EPOCH + dt.timedelta(microseconds=int(raw_value))
+                if self.is_time
+                else float(raw_value)
+            )
+        except (ValueError, OverflowError) as exc:
+            raise CursorError("malformed cursor") from exc
+        if not sep:
+            raise CursorError("malformed cursor")
+        return Cursor(value, ident)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    value: Any
+    id: int
+
+
+SORTS: dict[str, SortKey] = {
+    "-started": SortKey("started_at", True, _("Newest first")),
+    "started": SortKey("started_at", False, _("Oldest first")),
+    "-talk": SortKey("talk_seconds", True, _("Longest talk first"), nullable=True),
+    "talk": SortKey("talk_seconds", False, _("Shortest talk first"), nullable=True),
+    "-wait": SortKey("setup_seconds", True, _("Longest wait first"), nullable=True),
+    "wait": SortKey("setup_seconds", False, _("Shortest wait first"), nullable=True),
+}
+#: column header -> (descending sort, ascending sort), for sortable table headers
+COLUMN_SORTS = {"started": ("-started", "started"), "talk": ("-talk", "talk"),
+                "wait": ("-wait", "wait")}  # fmt: skip
+
+YES_NO = [("", _("Any")), ("yes", _("Yes")), ("no", _("No"))]
+SIDES = [("", _("Caller or callee")), ("caller", _("Caller")), ("callee", _("Callee"))]
+
+
+def unit_choices() -> list[tuple[str, str]]:
+    """Organisation units for the filter, grouped under their bureau or ward (cached)."""
+    cached: list[tuple[str, str]] | None = cache.get("console:unit_choices")
+    if cached is None:
+        units = OrgUnit.objects.select_related("top").order_by("top__code", "code", "valid_from")
+        cached = []
+        for unit in units:
+            top = unit.top
+            prefix = f"{top.name} / " if top is not None and top.pk != unit.pk else ""
+            ended = f" (-{unit.valid_to:%Y-%m-%d})" if unit.valid_to else ""
+            cached.append((str(unit.pk), f"{prefix}{unit.name}{ended}"))
+        cache.set("console:unit_choices", cached, 300)
+    return [("", str(_("All sections"))), *cached]
+
+
+def _datetime_field(label: Any) -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=label,
+        required=False,
+        input_formats=_DATETIME_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+
+def _seconds_field(label: Any) -> forms.FloatField:
+    return forms.FloatField(
+        label=label, required=False, min_value=0, widget=forms.NumberInput(attrs={"step": "1"})
+    )
+
+
+class SearchForm(forms.Form):
+    """The call search filters (times are entered and shown in Japan time)."""
+
+    start = _datetime_field(_("Period start"))
+    end = _datetime_field(_("Period end"))
+    unit = forms.ChoiceField(label=_("Section"), required=False)
+    side = forms.ChoiceField(label=_("Section is"), required=False, choices=SIDES)
+    number = forms.CharField(label=_("Phone number"), required=False, max_length=64)
+    direction = forms.ChoiceField(
+        label=_("Direction"), required=False, choices=[("", _("Any")), *Direction.choices]
+    )
+    result = forms.ChoiceField(
+        label=_("Result"), required=False, choices=[("", _("Any")), *Result.choices]
+    )
+    talk_min = _seconds_field(_("Talk time from (s)"))
+    talk_max = _seconds_field(_("Talk time to (s)"))
+    wait_min = _seconds_field(_("Waiting time from (s)"))
+    wait_max = _seconds_field(_("Waiting time to (s)"))
+    recording = forms.ChoiceField(label=_("Recording"), required=False, choices=YES_NO)
+    dtmf = forms.ChoiceField(label=_("DTMF"), required=False, choices=YES_NO)
+    sort = forms.ChoiceField(
+        label=_("Order"),
+        required=False,
+        choices=[(key, sort.label) for key, sort in SORTS.items()],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        unit = self.fields["unit"]
+        assert isinstance(unit, forms.ChoiceField)
+        unit.choices = unit_choices()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for low, high in (("start", "end"), ("talk_min", "talk_max"), ("wait_min", "wait_max")):
+            if data.get(low) is not None and data.get(high) is not None and data[low] > data[high]:
+                self.add_error(high, _("Must not be before the lower bound."))
+        return data
+
+
+def _unit_ids(unit_pk: int) -> list[int]:
+    return list(
+        OrgUnit.objects.filter(
+            Q(pk=unit_pk) | Q(top_id=unit_pk) | Q(department_id=unit_pk) | Q(parent_id=unit_pk)
+        ).values_list("pk", flat=True)
+    )
+
+
+def _yes_no(value: str, q: Q) -> Q | None:
+    return {"yes": q, "no": ~q}.get(value)
+
+
+_RANGE_FILTERS: dict[str, str] = {
+    "talk_min": "talk_seconds__gte",
+    "talk_max": "talk_seconds__lte",
+    "wait_min": "setup_seconds__gte",
+    "wait_max": "setup_seconds__lte",
+}
+
+
+def implied_start(data: dict[str, Any], now: dt.datetime | None = None) -> dt.datetime | None:
+    """The period start used when sorting by a duration without a period (such a sort
+    reads every call of the period, so it is bounded to the last `UNBOUNDED_SORT_DAYS`)."""
+    sort = SORTS.get(data.get("sort") or "-started", SORTS["-started"])
+    if sort.is_time or data.get("start") is not None or data.get("end") is not None:
+        return None
+    return (now or timezone.now()) - dt.timedelta(days=UNBOUNDED_SORT_DAYS)
+
+
+def filter_calls(data: dict[str, Any], *, now: dt.datetime | None = None) -> QuerySet[Call]:
+    """The calls matching the cleaned form ``data`` (not yet ordered)."""
+    qs = Call.objects.all()
+    start, end = data.get("start") or implied_start(data, now), data.get("end")
+    if start is not None:
+        qs = qs.filter(started_at__gte=start)
+    if end is not None:
+        qs = qs.filter(started_at__lt=end)
+    if data.get("unit"):
+        ids = _unit_ids(int(data["unit"]))
+        sides: dict[str, Q] = {
+            "caller": Q(caller_unit_id__in=ids),
+            "callee": Q(callee_unit_id__in=ids),
+        }
+        side = data.get("side") or ""
+        qs = qs.filter(sides.get(side, sides["caller"] | sides["callee"]))
+    if data.get("number"):
+        token = pseudonym(data["number"], settings.PSEUDONYM_KEY)
+        qs = qs.filter(Q(caller_pseudonym=token) | Q(callee_pseudonym=token))
+    for name in ("direction", "result"):
+        if data.get(name):
+            qs = qs.filter(**{name: data[name]})
+    for name, lookup in _RANGE_FILTERS.items():
+        if data.get(name) is not None:
+            qs = qs.filter(**{lookup: data[name]})
+    listenable = Exists(Recording.objects.filter(call=OuterRef("pk"), status__in=_LISTENABLE))
+    recording = _yes_no(data.get("recording") or "", Q(listenable))
+    if recording is not None:
+        qs = qs.filter(recording)
+    dtmf = _yes_no(data.get("dtmf") or "", Q(has_dtmf=True))
+    if dtmf is not None:
+        qs = qs.filter(dtmf)
+    return qs
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[Call]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def page_of(
+    qs: QuerySet[Call],
+    sort_name: str,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    size: int = PAGE_SIZE,
+) -> Page:
+    """One page of ``qs`` in the order ``sort_name``, after or before a cursor."""
+    sort = SORTS.get(sort_name or "-started", SORTS["-started"])
+    qs = sort.annotate(qs)
+    if before:
+        cursor = sort.decode(before)
+        found = list(qs.filter(sort.after(cursor, reverse=True)).order_by(*sort.ordering(
+            reverse=True))[: size + 1])  # fmt: skip
+        more_before = len(found) > size
+        rows = found[:size][::-1]
+        return Page(
+            rows,
+            sort.encode(rows[-1]) if rows else None,
+            sort.encode(rows[0]) if rows and more_before else None,
+        )
+    if after:
+        qs = qs.filter(sort.after(sort.decode(after)))
+    found = list(qs.order_by(*sort.ordering())[: size + 1])
+    rows = found[:size]
+    return Page(
+        rows,
+        sort.encode(rows[-1]) if len(found) > size else None,
+        sort.encode(rows[0]) if rows and after else None,
+    )
+
+
+def iter_rows(
+    qs: QuerySet[Call], sort_name: str, *, limit: int, batch: int = 2000
+) -> Iterator[Call]:
+    """Up to ``limit`` rows of ``qs`` in order, fetched ``batch`` at a time by keyset (for
+    exports: constant memory per batch, no OFFSET)."""
+    cursor: str | None = None
+    remaining = limit
+    while remaining > 0:
+        page = page_of(qs, sort_name, after=cursor, size=min(batch, remaining))
+        yield from page.rows
+        remaining -= len(page.rows)
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
