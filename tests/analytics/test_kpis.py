@@ -90,6 +90,16 @@ def test_ivr_then_staff_waiting_runs_to_the_staff_answer():
     assert conv.unit_id == 9
 
 
+def test_caller_giving_up_in_the_queue_after_the_ivr_is_abandoned():
+    ivr = leg("a", answer=0.5, end=30.0, ended_by="callee", callee_class="ivr", transferred=True)
+    queue = leg("b", start=30.0, ring=30.3, end=95.0, ended_by="caller", unit=9)
+    conv = conversation_of([ivr, queue])
+    assert conv.outcome is Outcome.ABANDONED
+    assert not conv.abandoned_in_ivr
+    assert conv.wait_seconds == 95.0
+    assert conv.unit_id == 9
+
+
 def test_ivr_that_ends_the_call_itself_is_ivr_only():
     conv = conversation_of([leg(answer=0.5, end=30.0, ended_by="callee", callee_class="ivr")])
     assert conv.outcome is Outcome.IVR_ONLY

@@ -137,26 +137,32 @@ def _leg_order(leg: Leg) -> tuple[dt.datetime, str]:
 
 
 def _deciding_leg(legs: list[Leg]) -> Leg:
-    """The staff leg that answered first, else the IVR leg that answered, else the first leg."""
+    """The leg that decides the outcome, in this order: the first staff answer; else the
+    first leg towards staff (not an IVR: the call reached a desk or a queue); else the first
+    leg an IVR answered; else the first leg."""
     staff = [leg for leg in legs if leg.staff_answered]
     if staff:
         return min(staff, key=lambda leg: (leg.answered_at, leg.started_at, leg.call_id))
+    towards_staff = [leg for leg in legs if leg.callee_class != IVR_CLASS]
+    if towards_staff:
+        return towards_staff[0]
     ivr = [leg for leg in legs if leg.answered_at is not None]
     if ivr:
         return min(ivr, key=lambda leg: (leg.answered_at, leg.started_at, leg.call_id))
     return legs[0]
 
 
-def _outcome(primary: Leg, deciding: Leg) -> tuple[Outcome, bool]:
+def _outcome(deciding: Leg) -> tuple[Outcome, bool]:
     if deciding.staff_answered:
         return Outcome.ANSWERED, False
-    if deciding.answered_at is not None:  # only an IVR answered
-        if deciding.ended_by == "caller":
-            return Outcome.ABANDONED, True
-        if deciding.ended_at is None:
-            return Outcome.IN_PROGRESS, False
-        return Outcome.IVR_ONLY, False
-    return _UNANSWERED.get(primary.result, Outcome.FAILED), False
+    if deciding.callee_class != IVR_CLASS or deciding.answered_at is None:
+        return _UNANSWERED.get(deciding.result, Outcome.FAILED), False
+    # only an IVR answered and the call never went on to staff
+    if deciding.ended_by == "caller":
+        return Outcome.ABANDONED, True
+    if deciding.ended_at is None:
+        return Outcome.IN_PROGRESS, False
+    return Outcome.IVR_ONLY, False
 
 
 def conversation_of(legs: Iterable[Leg]) -> Conversation:
@@ -164,7 +170,7 @@ def conversation_of(legs: Iterable[Leg]) -> Conversation:
     ordered = sorted(legs, key=_leg_order)
     primary = ordered[0]
     deciding = _deciding_leg(ordered)
-    outcome, in_ivr = _outcome(primary, deciding)
+    outcome, in_ivr = _outcome(deciding)
     ends = [leg.ended_at for leg in ordered]
     ended_at = None if any(end is None for end in ends) else max(e for e in ends if e)
     answered = outcome is Outcome.ANSWERED

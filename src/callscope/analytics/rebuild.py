@@ -82,7 +82,7 @@ def _legs_sql(lookback: Any) -> tuple[str, list[Any]]:
     legs AS (
       SELECT c.call_id, c.conversation_id, c.started_at, c.ringing_at, c.answered_at,
         c.ended_at, c.result, c.ended_by, c.caller_unit_id, c.callee_unit_id,
-        c.caller_pseudonym, c.hold_seconds,
+        c.caller_pseudonym, c.hold_seconds, c.callee_class,
         CASE WHEN c.transferred THEN 1 ELSE 0 END AS transferred,
         CASE WHEN c.direction = 'internal' AND cu.is_ward <> eu.is_ward THEN 'ward_hq'
              ELSE c.direction END AS flow,
@@ -97,7 +97,8 @@ def _legs_sql(lookback: Any) -> tuple[str, list[Any]]:
       SELECT legs.*,
         ROW_NUMBER() OVER (PARTITION BY conversation_id ORDER BY started_at, call_id) AS prim,
         ROW_NUMBER() OVER (PARTITION BY conversation_id ORDER BY
-          CASE WHEN staff = 1 THEN 0 WHEN ans = 1 THEN 1 ELSE 2 END,
+          CASE WHEN staff = 1 THEN 0 WHEN callee_class <> 'ivr' THEN 1 WHEN ans = 1 THEN 2
+               ELSE 3 END,
           answered_at, started_at, call_id) AS deci,
         COUNT(*) OVER (PARTITION BY conversation_id) AS nlegs,
         MAX(CASE WHEN ended_at IS NULL THEN 1 ELSE 0 END)
@@ -113,20 +114,21 @@ def _legs_sql(lookback: Any) -> tuple[str, list[Any]]:
         CASE WHEN p.open_legs = 1 THEN NULL ELSE p.last_end END AS conv_end,
         d.staff AS d_staff, d.ans AS d_ans, d.answered_at AS d_answered,
         d.ringing_at AS d_ringing, d.ended_at AS d_ended, d.ended_by AS d_ended_by,
-        d.hold_seconds AS d_hold
+        d.hold_seconds AS d_hold, d.callee_class AS d_class, d.result AS d_result
       FROM ranked p JOIN ranked d ON d.conversation_id = p.conversation_id AND d.deci = 1
       WHERE p.prim = 1
     ),
     outcome AS (
       SELECT pair.*,
         CASE WHEN d_staff = 1 THEN 'answered'
-             WHEN d_ans = 1 THEN CASE WHEN d_ended_by = 'caller' THEN 'abandoned'
-                                      WHEN d_ended IS NULL THEN 'in_progress'
-                                      ELSE 'ivr_only' END
-             WHEN p_result = 'cancelled' THEN 'abandoned'
-             WHEN p_result IN ('busy', 'no_answer', 'declined', 'failed', 'in_progress')
-               THEN p_result
-             WHEN p_result = 'answered' THEN 'in_progress'
+             WHEN d_ans = 1 AND d_class = 'ivr' THEN
+               CASE WHEN d_ended_by = 'caller' THEN 'abandoned'
+                    WHEN d_ended IS NULL THEN 'in_progress'
+                    ELSE 'ivr_only' END
+             WHEN d_result = 'cancelled' THEN 'abandoned'
+             WHEN d_result IN ('busy', 'no_answer', 'declined', 'failed', 'in_progress')
+               THEN d_result
+             WHEN d_result = 'answered' THEN 'in_progress'
              ELSE 'failed' END AS outcome
       FROM pair
     )"""  # noqa: S608
@@ -146,7 +148,7 @@ def _conversations_sql(lookback: Any) -> tuple[str, list[Any]]:
       {_f("hour", x="o.started_at")} AS hour,
       {_f("weekday", x="o.started_at")} AS weekday,
       {_f("month", x="o.started_at")} AS month,
-      CASE WHEN o.outcome = 'abandoned' AND o.d_ans = 1 AND o.d_staff = 0 THEN 1 ELSE 0 END
+      CASE WHEN o.outcome = 'abandoned' AND o.d_ans = 1 AND o.d_class = 'ivr' THEN 1 ELSE 0 END
         AS abandoned_ivr,
       o.nlegs AS legs, o.any_transfer AS transferred,
       CASE WHEN o.outcome = 'answered' THEN {secs.format(a="o.started_at", b="o.d_answered")}
