@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Sum
+from django.db.models import F, Max, Sum
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -137,21 +137,39 @@ def _minutes_since(then: dt.datetime, now: dt.datetime) -> int:
     return int((now - then).total_seconds() // 60)
 
 
-def _compute_warnings(now: dt.datetime) -> list[str]:
+def _capture_warnings(now: dt.datetime) -> list[str]:
+    """Sources that dropped packets in the last minutes, or went silent (aggregates only)."""
     messages = []
     recent = now - dt.timedelta(minutes=RECENT_MINUTES)
-    for health in sources(now, minutes=24 * 60):
-        recent_drops = sum(m.drops for m in health.minutes if m.at >= recent)
-        if recent_drops:
-            messages.append(
-                _("Capture source %(source)s dropped %(drops)s packets in the last minutes.")
-                % {"source": health.source, "drops": recent_drops}
-            )
-        elif health.last_at is not None and health.last_at < recent:
-            messages.append(
-                _("Capture source %(source)s has not reported for %(minutes)s minutes.")
-                % {"source": health.source, "minutes": _minutes_since(health.last_at, now)}
-            )
+    drops = (
+        CaptureSample.objects.filter(at__gte=recent, at__lte=now)
+        .values("source")
+        .annotate(drops=Sum(F("kernel_drops") + F("app_drops")))
+        .filter(drops__gt=0)
+        .order_by("source")
+    )
+    for row in drops:
+        messages.append(
+            _("Capture source %(source)s dropped %(drops)s packets in the last minutes.")
+            % {"source": row["source"], "drops": row["drops"]}
+        )
+    silent = (
+        CaptureSample.objects.filter(at__gte=now - dt.timedelta(days=1), at__lte=now)
+        .values("source")
+        .annotate(last=Max("at"))
+        .filter(last__lt=recent)
+        .order_by("source")
+    )
+    for row in silent:
+        messages.append(
+            _("Capture source %(source)s has not reported for %(minutes)s minutes.")
+            % {"source": row["source"], "minutes": _minutes_since(row["last"], now)}
+        )
+    return messages
+
+
+def _compute_warnings(now: dt.datetime) -> list[str]:
+    messages = _capture_warnings(now)
     space = disk(now)
     if space is not None:
         days = space.days_left
