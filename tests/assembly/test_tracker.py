@@ -321,3 +321,24 @@ def test_bad_input_becomes_anomalies_never_exceptions() -> None:
     assert anomalies["sip.parse"] >= 2
     assert anomalies["sdp.parse"] == 1
     assert [r.call_id for r in records] == ["c1@test"]
+
+
+def test_a_long_run_forgets_finished_calls_and_idle_orphans() -> None:
+    """Live recording runs for months: state of ended calls and idle flows must go away."""
+    tracker = CallTracker()
+    stray = Endpoint("192.0.2.50", 9000)
+    for n in range(200):
+        offset = n * 40 * S
+        d = Dialog(call_id=f"call-{n}", from_tag=f"f{n}", to_tag=f"t{n}")
+        for x in basic_call(d):
+            tracker.receive(dgram(x.at + offset, x.src, x.dst, x.payload))
+        for x in media(offset + 10 * S, 3, stray, Endpoint("192.0.2.51", 9000 + 2 * n), n):
+            tracker.receive(x)
+    ended = tracker.expire(200 * 40 * S + 120 * S)
+    assert ended == []  # every call was emitted while the traffic went on
+    assert tracker.open_calls == 0
+    assert len(tracker._calls) == len(tracker._legs) == 0
+    assert len(tracker._endpoints) == 0
+    assert len(tracker._flows) == len(tracker._flows_at) == len(tracker._orphans) == 0
+    assert len(tracker.orphan_streams()) == 200  # summaries kept for reports
+    assert tracker.anomalies()["rtp.unpaired"] == 600

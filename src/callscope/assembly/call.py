@@ -40,6 +40,8 @@ _VALID_DIGITS: Final = frozenset(DTMF_DIGITS)
 # SIP INFO Signal= values some phones send as RFC 4733 event codes (10 = *, 11 = #)
 _EVENT_CODES: Final = {str(code): digit for code, digit in enumerate(DTMF_DIGITS)}
 _HELD: Final = frozenset({Direction.SENDONLY, Direction.INACTIVE, Direction.RECVONLY})
+# RFC 3325 9.1, and the headers P-Asserted-Identity falls back to (see SipMessage)
+_ASSERTED: Final = frozenset({"p-asserted-identity", "p-preferred-identity", "remote-party-id"})
 
 
 def party_of(identity: NameAddr | None, number_from: NameAddr | None = None) -> Party:
@@ -121,7 +123,8 @@ class Call:
 
     def _set_parties(self, invite: SipMessage) -> None:
         try:
-            self.caller = party_of(invite.from_, invite.p_asserted_identity)
+            asserted = invite.p_asserted_identity if _ASSERTED & set(invite.names) else None
+            self.caller = party_of(invite.from_, asserted)
         except SipParseError as exc:
             self.count(exc.kind)
         try:
@@ -167,7 +170,7 @@ class Call:
     ) -> None:
         """Add the message to the ladder once per hop (retransmissions left out)."""
         label = msg.method or f"{msg.status_code} {msg.reason or ''}".rstrip()
-        key = (dgram.src, dgram.dst, label, msg.header("cseq"))
+        key = (dgram.src, dgram.dst, label, msg.cseq)
         if key in self._ladder_seen:
             return
         if len(self.ladder) >= self._max_ladder:

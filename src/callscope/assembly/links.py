@@ -20,6 +20,7 @@ The conversation_id of a group is the Call-ID of its earliest leg.
 from __future__ import annotations
 
 from collections import deque
+from contextlib import suppress
 from typing import Final
 
 from callscope.assembly.call import Call
@@ -123,6 +124,14 @@ class Links:
 
     def forget(self, call: Call) -> None:
         """Drop what refers to a forgotten leg (its group keeps the conversation)."""
+        recent = self._by_invite_dst.get(call.invite_dst)
+        if recent is not None:
+            with suppress(ValueError):
+                recent.remove(call)
+            if not recent:
+                del self._by_invite_dst[call.invite_dst]
+        for refer in [r for r in self._refers if r.call is call]:
+            self._refers.remove(refer)
         session = self._sessions
         for key in [k for k, c in session.items() if c is call]:
             del session[key]

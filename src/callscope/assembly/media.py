@@ -46,7 +46,12 @@ _KNOWN_UPPER: Final = frozenset(f.encoding.upper() for f in STATIC_PAYLOAD_TYPES
     "G726-16", "G726-24", "G726-40", "AMR", "AMR-WB", "ILBC", "SPEEX", "G7221", "H264",
 }  # fmt: skip
 _KNOWN_OTHER: Final = {"OPUS": "opus", "TELEPHONE-EVENT": "telephone-event", "SILK": "SILK"}
-_PENDING_SSRCS = 8  # SSRCs on probation per stream (stray packets cannot grow it)
+_PENDING_SSRCS = 8
+_VOICE, _EVENT, _CN = (
+    0,
+    1,
+    2,
+)  # what a payload type carries  # SSRCs on probation per stream (stray packets cannot grow it)
 
 #: one RTP packet as parsed by `parse_rtp_header`
 Header = tuple[int, int, int, int, bool, int, int]
@@ -76,12 +81,13 @@ class MediaStream:
     """One paired RTP flow: (call, direction, source, destination); see the module docs."""
 
     __slots__ = (
-        "_clocks",
-        "_cn",
+        "_answered",
         "_default_clock",
-        "_events",
         "_pending",
         "_pt_counts",
+        "_pt_info",
+        "_run",
+        "_run_pt",
         "_sink",
         "direction",
         "dst",
@@ -119,25 +125,24 @@ class MediaStream:
         self.payload_map: dict[int, PayloadFormat] = {}
         self._pending: dict[int, list[tuple[int, bytes]]] = {}
         self._pt_counts: dict[int, int] = {}
-        self._clocks: dict[int, int] = {}
-        self._events: frozenset[int] = frozenset()
-        self._cn: frozenset[int] = frozenset()
+        self._pt_info: dict[int, tuple[int, int]] = {}  # pt -> (RTP clock, _VOICE/_EVENT/_CN)
+        self._run_pt = -1  # payload type of the current run of packets
+        self._run = 0
+        self._answered = False  # the owner was answered (no more early-media checks)
         self._default_clock = DEFAULT_CLOCK.get(media, 8000)
         self._sink = sink if media == "audio" else None
 
     def update_payload_map(self, payload_map: Mapping[int, PayloadFormat]) -> None:
         """Merge the SDP's payload types (newer offers/answers override older ones)."""
         self.payload_map.update(payload_map)
-        self._clocks = {
-            pt: 0 if fmt[0].lower() in _EVENT_ENCODINGS else fmt[1]
-            for pt, fmt in self.payload_map.items()
-        }
-        self._events = frozenset(
-            pt for pt, fmt in self.payload_map.items() if fmt[0].lower() in _EVENT_ENCODINGS
-        )
-        self._cn = frozenset(
-            pt for pt, fmt in self.payload_map.items() if fmt[0].lower() in _COMFORT_NOISE
-        )
+        info: dict[int, tuple[int, int]] = {}
+        for pt, fmt in self.payload_map.items():
+            name = fmt[0].lower()
+            if name in _EVENT_ENCODINGS:
+                info[pt] = (0, _EVENT)  # RFC 4733: the timestamp stays at the event start
+            else:
+                info[pt] = (fmt[1], _CN if name in _COMFORT_NOISE else _VOICE)
+        self._pt_info = info
 
     def stop_writing(self) -> None:
         """No more packets to the sink (the media is encrypted)."""
@@ -146,7 +151,10 @@ class MediaStream:
     # -- per packet -------------------------------------------------------------------------
 
     def receive(self, at: int, payload: bytes) -> None:
-        """One datagram of this flow (RTP, or RTCP multiplexed on it, RFC 5761 4)."""
+        """One datagram of this flow (RTP, or RTCP multiplexed on it, RFC 5761 4).
+
+        The hot path of the recorder: one header parse, two dict lookups, the statistics.
+        """
         if 72 <= payload[1] & 0x7F <= 76:
             self.rtcp(at, payload)
             return
@@ -155,31 +163,69 @@ class MediaStream:
         except RtpParseError:
             self.owner.count("rtp.parse")
             return
-        stats = self.ssrcs.get(header[3])
-        if stats is None:
-            self._new_ssrc(at, payload, header)
-            return
-        self._account(stats, at, payload, header)
-
-    def _account(self, stats: StreamStats, at: int, payload: bytes, header: Header) -> None:
         pt, seq, timestamp, ssrc, marker, start, end = header
-        clock = self._clocks.get(pt)
-        if clock is None:
-            clock = self._unknown_payload_type(pt)
-        stats.receive(at, seq, timestamp, clock, marker=marker, comfort_noise=pt in self._cn)
-        counts = self._pt_counts
-        counts[pt] = counts.get(pt, 0) + 1
+        stats = self.ssrcs.get(ssrc)
+        info = self._pt_info.get(pt)
+        if stats is None or info is None:
+            if stats is None:
+                self._new_ssrc(at, payload, header)
+            else:
+                self._account(stats, at, payload, header)
+            return
+        clock, kind = info
+        stats.receive(at, seq, timestamp, clock, marker=marker, comfort_noise=kind == _CN)
         self.last_at = at
-        owner = self.owner
-        if not owner.answered:
-            self.early = owner.early_media = True
-        if pt in self._events:
+        if pt == self._run_pt:
+            self._run += 1
+        else:
+            self._switch_pt(pt)
+        if not self._answered:
+            self._early()
+        if kind == _EVENT:
             self._event(at, timestamp, seq, marker, payload[start:end])
         if self._sink is not None:
             self._sink.write(
-                owner.key, self.direction, at, ssrc, seq, timestamp, pt, marker,
+                self.owner.key, self.direction, at, ssrc, seq, timestamp, pt, marker,
                 payload[start:end],
             )  # fmt: skip
+
+    def _account(self, stats: StreamStats, at: int, payload: bytes, header: Header) -> None:
+        """`receive` for a packet of a known SSRC, also for a payload type seen first."""
+        pt, seq, timestamp, ssrc, marker, start, end = header
+        info = self._pt_info.get(pt)
+        if info is None:
+            info = self._unknown_payload_type(pt)
+        clock, kind = info
+        stats.receive(at, seq, timestamp, clock, marker=marker, comfort_noise=kind == _CN)
+        self.last_at = at
+        if pt == self._run_pt:
+            self._run += 1
+        else:
+            self._switch_pt(pt)
+        if not self._answered:
+            self._early()
+        if kind == _EVENT:
+            self._event(at, timestamp, seq, marker, payload[start:end])
+        if self._sink is not None:
+            self._sink.write(
+                self.owner.key, self.direction, at, ssrc, seq, timestamp, pt, marker,
+                payload[start:end],
+            )  # fmt: skip
+
+    def _switch_pt(self, pt: int) -> None:
+        """Payload types are counted in runs (a dict update per packet costs more)."""
+        if self._run:
+            counts = self._pt_counts
+            counts[self._run_pt] = counts.get(self._run_pt, 0) + self._run
+        self._run_pt = pt
+        self._run = 1
+
+    def _early(self) -> None:
+        owner = self.owner
+        if owner.answered:
+            self._answered = True
+        else:
+            self.early = owner.early_media = True
 
     def _event(self, at: int, timestamp: int, seq: int, marker: bool, data: bytes) -> None:
         owner = self.owner
@@ -191,15 +237,15 @@ class MediaStream:
         for event in found:
             owner.on_digit(self.direction, event)
 
-    def _unknown_payload_type(self, pt: int) -> int:
+    def _unknown_payload_type(self, pt: int) -> tuple[int, int]:
         static = STATIC_PAYLOAD_TYPES.get(pt)
         clock = static.clock_rate if static is not None else self._default_clock
         if static is not None:
             self.payload_map[pt] = (static.encoding, static.clock_rate, static.channels)
         else:
             self.owner.count("rtp.unknown_payload_type")
-        self._clocks[pt] = clock
-        return clock
+        info = self._pt_info[pt] = (clock, _VOICE)
+        return info
 
     def _new_ssrc(self, at: int, payload: bytes, header: Header) -> None:
         """RFC 3550 A.1 probation of a new SSRC: on an untrusted flow it is held until a
@@ -250,11 +296,12 @@ class MediaStream:
         main = max(all_stats, key=lambda s: s.packets) if all_stats else None
         firsts = [s.first_at for s in all_stats if s.first_at is not None]
         lasts = [s.last_at for s in all_stats if s.last_at is not None]
+        counts = self._counts()
         return StreamRecord(
             direction=self.direction.contract,
             media=self.media if self.media in ("audio", "video") else "other",
-            codec=self._codec(),
-            payload_types=tuple(sorted(self._pt_counts)),
+            codec=self._codec(counts),
+            payload_types=tuple(sorted(counts)),
             src=self.src,
             dst=self.dst,
             ssrcs=tuple(self.ssrcs),
@@ -269,17 +316,21 @@ class MediaStream:
             rtcp_packets=self.rtcp_packets,
         )
 
-    def _codec(self) -> str | None:
+    def _counts(self) -> dict[int, int]:
+        """Packets per payload type (the current run included)."""
+        counts = dict(self._pt_counts)
+        if self._run:
+            counts[self._run_pt] = counts.get(self._run_pt, 0) + self._run
+        return counts
+
+    def _codec(self, counts: dict[int, int]) -> str | None:
         """The encoding of the payload type with most packets, events and CN left out."""
-        voice = {
-            pt: n
-            for pt, n in self._pt_counts.items()
-            if pt not in self._events and pt not in self._cn
-        }
-        counts = voice or self._pt_counts
-        if not counts:
+        info = self._pt_info
+        voice = {pt: n for pt, n in counts.items() if info.get(pt, (0, _VOICE))[1] == _VOICE}
+        pool = voice or counts
+        if not pool:
             return None
-        pt = max(counts, key=lambda p: counts[p])
+        pt = max(pool, key=lambda p: pool[p])
         fmt = self.payload_map.get(pt)
         return codec_name(fmt[0]) if fmt is not None else None
 

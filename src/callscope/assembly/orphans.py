@@ -48,12 +48,15 @@ class OrphanStream:
 class OrphanFlow:
     """Heuristic RTP detection on one flow (see the module docs)."""
 
-    __slots__ = ("_detector", "_held", "_pt_counts", "digits", "dst", "seen", "src", "ssrcs")
+    __slots__ = (
+        "_detector", "_held", "_pt_counts", "digits", "dst", "last_at", "seen", "src", "ssrcs",
+    )  # fmt: skip
 
     def __init__(self, src: Endpoint, dst: Endpoint) -> None:
         self.src = src
         self.dst = dst
         self.seen = 0  # RTP-looking datagrams, confirmed or not
+        self.last_at = 0
         self.ssrcs: dict[int, StreamStats] = {}
         self.digits: list[str] = []
         self._held: dict[int, tuple[int, bytes]] = {}
@@ -63,6 +66,7 @@ class OrphanFlow:
     def receive(self, at: int, payload: bytes) -> None:
         """One datagram whose first octet says RTP version 2."""
         self.seen += 1
+        self.last_at = at
         pt = payload[1] & 0x7F
         if pt not in _STATIC and pt not in _DYNAMIC:
             return  # RTCP (RFC 5761 4) or an unassigned type: not RTP

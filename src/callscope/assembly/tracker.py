@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 import heapq
 import ipaddress
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -84,6 +85,8 @@ class TrackerConfig:
     transfer_window_ns: int = 60 * _S  # INVITE of a transfer after the REFER
     max_ladder: int = 500  # SIP messages kept per call for the ladder
     max_orphan_flows: int = 10_000  # flows of unpaired RTP tracked for reports
+    orphan_idle_ns: int = 60 * _S  # an idle orphan flow is summarised and let go
+    max_orphan_summaries: int = 1000  # summaries of let-go orphan flows kept for reports
 
 
 class _Timer(enum.Enum):
@@ -103,15 +106,18 @@ class CallTracker:
         self._legs: dict[str, list[Call]] = {}
         self._endpoints: EndpointMap[Call] = EndpointMap()
         self._flows: dict[FlowKey, Flow] = {}
-        self._flows_at: dict[EndpointKey, list[FlowKey]] = {}
+        self._flows_at: dict[EndpointKey, set[FlowKey]] = {}
         self._orphans: dict[FlowKey, OrphanFlow] = {}
+        self._orphan_done: deque[OrphanStream] = deque(maxlen=self.config.max_orphan_summaries)
+        self._unpaired_done = 0
+        self._next_sweep = 0
         self._links = Links(
             b2bua_window_ns=self.config.b2bua_window_ns,
             transfer_window_ns=self.config.transfer_window_ns,
         )
         self._timers: list[tuple[int, int, _Timer, int]] = []
         self._timer_seq = 0
-        self._deadline = _NEVER
+        self._deadline = 0  # the first datagram arms the orphan sweep
         self._next_key = 1
         self._anomalies: dict[str, int] = {}
 
@@ -120,16 +126,24 @@ class CallTracker:
     def receive(self, dgram: Datagram) -> list[CallEvent]:
         """Process one datagram; returns the events it caused (often none)."""
         at = dgram.at
-        events = self._run_timers(at) if at >= self._deadline else []
         payload = dgram.payload
+        # hot path: RTP/RTCP of a known flow, no timer due (RFC 3550 5.1: version 2)
+        if at < self._deadline and len(payload) >= 12 and payload[0] & 0xC0 == 0x80:
+            src, dst = dgram.src, dgram.dst
+            flow = self._flows.get((src.ip, src.port, dst.ip, dst.port))
+            if flow is not None:
+                flow.receive(at, payload)
+                return []
+        return self._receive(dgram, at, payload)
+
+    def _receive(self, dgram: Datagram, at: int, payload: bytes) -> list[CallEvent]:
+        events = self._run_timers(at) if at >= self._deadline else []
         if not payload:
             return events
         if payload[0] & 0xC0 == 0x80 and len(payload) >= 12:
             src, dst = dgram.src, dgram.dst
             key = (src.ip, src.port, dst.ip, dst.port)
-            flow = self._flows.get(key)
-            if flow is None:
-                flow = self._flow(key, dgram)
+            flow = self._flows.get(key) or self._flow(key, dgram)
             if flow is not None:
                 flow.receive(at, payload)
             return events
@@ -162,7 +176,7 @@ class CallTracker:
             if not call.emitted:
                 for kind, count in call.anomalies.items():
                     total[kind] = total.get(kind, 0) + count
-        unpaired = sum(flow.seen for flow in self._orphans.values())
+        unpaired = self._unpaired_done + sum(flow.seen for flow in self._orphans.values())
         if unpaired:
             total["rtp.unpaired"] = total.get("rtp.unpaired", 0) + unpaired
         return total
@@ -170,7 +184,7 @@ class CallTracker:
     def orphan_streams(self) -> list[OrphanStream]:
         """RTP flows no call claimed that passed heuristic detection (RTP-only captures)."""
         found = (flow.summary() for flow in self._orphans.values())
-        return [stream for stream in found if stream is not None]
+        return [*self._orphan_done, *(stream for stream in found if stream is not None)]
 
     @property
     def open_calls(self) -> int:
@@ -211,6 +225,8 @@ class CallTracker:
         legs = self._legs.get(call_id)
         if not legs:
             return None
+        if len(legs) == 1 and msg.method != "INVITE":
+            return legs[0]  # the common case: one leg, not a new INVITE
         from_ = msg.from_
         to = msg.to
         tags = {from_.tag if from_ else None, to.tag if to else None} - {None}
@@ -327,7 +343,16 @@ class CallTracker:
     def _invalidate(self, key: EndpointKey) -> None:
         """Flows touching ``key`` are looked up again on their next packet."""
         for flow_key in self._flows_at.pop(key, ()):
-            self._flows.pop(flow_key, None)
+            self._drop_flow(flow_key)
+
+    def _drop_flow(self, flow_key: FlowKey) -> None:
+        self._flows.pop(flow_key, None)
+        for end in ((flow_key[0], flow_key[1]), (flow_key[2], flow_key[3])):
+            keys = self._flows_at.get(end)
+            if keys is not None:
+                keys.discard(flow_key)
+                if not keys:
+                    del self._flows_at[end]
 
     # -- media --------------------------------------------------------------------------------
 
@@ -355,8 +380,8 @@ class CallTracker:
             stream.trusted = stream.trusted or found.trusted
             flow = stream
         self._flows[key] = flow
-        self._flows_at.setdefault(src_key, []).append(key)
-        self._flows_at.setdefault(dst_key, []).append(key)
+        self._flows_at.setdefault(src_key, set()).add(key)
+        self._flows_at.setdefault(dst_key, set()).add(key)
         return flow
 
     def _zrtp(self, dgram: Datagram) -> None:
@@ -371,7 +396,11 @@ class CallTracker:
     def _schedule(self, deadline: int, kind: _Timer, call: Call) -> None:
         self._timer_seq += 1
         heapq.heappush(self._timers, (deadline, self._timer_seq, kind, call.key))
-        self._deadline = self._timers[0][0]
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """The next packet time at which `_run_timers` has work (a timer or a sweep)."""
+        self._deadline = min(self._timers[0][0] if self._timers else _NEVER, self._next_sweep)
 
     def _run_timers(self, now: int) -> list[CallEvent]:
         events: list[CallEvent] = []
@@ -381,8 +410,23 @@ class CallTracker:
             call = self._calls.get(key)
             if call is not None:
                 self._fire(kind, call, deadline, now, events)
-        self._deadline = timers[0][0] if timers else _NEVER
+        if now >= self._next_sweep:
+            self._sweep_orphans(now)
+        self._rearm()
         return events
+
+    def _sweep_orphans(self, now: int) -> None:
+        """Let go of orphan flows idle for ``orphan_idle_ns`` (their summary is kept)."""
+        idle = self.config.orphan_idle_ns
+        self._next_sweep = now + idle
+        for key, flow in list(self._orphans.items()):
+            if now - flow.last_at >= idle:
+                del self._orphans[key]
+                self._drop_flow(key)
+                self._unpaired_done += flow.seen
+                summary = flow.summary()
+                if summary is not None:
+                    self._orphan_done.append(summary)
 
     def _fire(
         self, kind: _Timer, call: Call, deadline: int, now: int, events: list[CallEvent]
