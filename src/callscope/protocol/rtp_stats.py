@@ -130,19 +130,20 @@ class StreamStats:
             self._clock_rate = clock_rate
             self.packets = 1
             return
-        self._sequence(sequence)
+        step = (sequence - self._highest) & 0xFFFF
+        if 0 < step < MAX_DROPOUT:  # in order, maybe after a loss: the usual case, inline
+            self._highest += step
+            self._window = ((self._window << step) | 1) & _WINDOW_MASK
+        else:
+            self._sequence(sequence, step)
         self._timing(at, timestamp, clock_rate, marker or comfort_noise)
         self._after_comfort_noise = comfort_noise
         self.last_at = at
         self.packets += 1
 
-    def _sequence(self, sequence: int) -> None:
-        """RFC 3550 A.1 update_seq, with duplicate and reordering counts."""
-        step = (sequence - self._highest) & 0xFFFF
-        if 0 < step < MAX_DROPOUT:
-            self._highest += step
-            self._window = ((self._window << step) | 1) & _WINDOW_MASK
-        elif step == 0 or step > _SEQ_MOD - MAX_MISORDER:
+    def _sequence(self, sequence: int, step: int) -> None:
+        """RFC 3550 A.1 update_seq for the other cases, with duplicate and reordering counts."""
+        if step == 0 or step > _SEQ_MOD - MAX_MISORDER:
             back = (self._highest - sequence) & 0xFFFF
             bit = 1 << back if back < _WINDOW_BITS else 0
             if self._window & bit:
