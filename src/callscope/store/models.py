@@ -224,6 +224,10 @@ class Recording(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, null=True, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     spool_path = models.CharField(max_length=500, blank=True)
+    #: per direction ("caller_to_callee" / "callee_to_caller"): {pt: [encoding, clock, channels]}
+    payload_types = models.JSONField(default=dict)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
     storage_key = models.CharField(max_length=300, blank=True)
     size = models.PositiveBigIntegerField(null=True, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
