@@ -120,6 +120,8 @@ def test_calls_match_ground_truth(truth: Path) -> None:
         record = assembled.by_call_id(call["call_id"])
         where = f"{truth.name} {call['call_id']}"
         assert record.result == expected_result(call), where
+        assert (record.caller.uri, record.callee.uri) == (call["caller"], call["callee"]), where
+        assert record.transport == call["transport"], where
         final = None if record.result == "in_progress" else call["final_code"]
         if record.result == "cancelled" and call["final_code"] is None:
             final = None

@@ -258,3 +258,40 @@ def test_messages_without_cseq_raise_the_layer_error() -> None:
     leg = start()
     with pytest.raises(SipParseError, match=r"^message has no CSeq$"):
         leg.receive(SipMessage.parse(b"SIP/2.0 200 OK\r\nCall-ID: call-1@x\r\n\r\n"), 1, B)
+
+
+def with_vias(message: SipMessage, extra: int) -> SipMessage:
+    """The message as it looks one or more proxy hops further in (more Via headers)."""
+    vias = "".join(f"Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKp{i}\r\n" for i in range(extra))
+    raw = message.raw.replace(b"\r\nVia:", ("\r\n" + vias + "Via:").encode(), 1)
+    return SipMessage.parse(raw)
+
+
+def test_a_fork_failing_behind_a_proxy_does_not_end_the_call() -> None:
+    """Sequential forking seen on a mirror port: the proxy's INVITE to phone 1 gets 480,
+    the proxy then rings phone 2 (same CSeq) which answers: one call, answered."""
+    leg = start()  # the caller's INVITE, one Via
+    leg.receive(with_vias(msg(INVITE, "1 INVITE"), 1), 1 * MS, P)  # proxy -> phone 1
+    fork_failed = with_vias(msg("SIP/2.0 480 Unavailable", "1 INVITE", to_tag="p1"), 1)
+    leg.receive(fork_failed, 20_000 * MS, B)
+    assert leg.state is DialogState.CALLING
+    leg.receive(with_vias(msg("SIP/2.0 200 OK", "1 INVITE", to_tag="p2"), 1), 25_000 * MS, B)
+    assert (leg.result, leg.answered_at) == ("answered", 25_000 * MS)
+
+
+def test_the_failure_on_the_callers_hop_ends_the_call() -> None:
+    leg = start()
+    leg.receive(with_vias(msg(INVITE, "1 INVITE"), 1), 1 * MS, P)
+    leg.receive(with_vias(msg("SIP/2.0 486 Busy", "1 INVITE", to_tag="b"), 1), 5 * MS, B)
+    assert leg.state is DialogState.CALLING
+    leg.receive(msg("SIP/2.0 486 Busy", "1 INVITE", to_tag="b"), 6 * MS, P)  # proxy -> caller
+    assert (leg.result, leg.final_code, leg.ended_at) == ("busy", 486, 6 * MS)
+
+
+def test_a_retry_with_another_from_tag_is_adopted() -> None:
+    leg = start()
+    leg.receive(msg("SIP/2.0 407 Proxy Auth", "1 INVITE", to_tag="p"), 1 * MS, P)
+    leg.adopt_caller_tag("a2")
+    leg.receive(msg(INVITE, "2 INVITE", from_tag="a2"), 2 * MS, A)
+    leg.receive(msg("SIP/2.0 200 OK", "2 INVITE", from_tag="a2", to_tag="b"), 3 * MS, B)
+    assert (leg.result, leg.auth_retries) == ("answered", 1)

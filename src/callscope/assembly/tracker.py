@@ -233,8 +233,13 @@ class CallTracker:
         for call in reversed(legs):
             if call.dialog.caller_tag in tags:
                 return call
-        if _initial_invite(msg) and all(c.dialog.caller_src != dgram.src for c in legs):
-            return None  # another caller with the same Call-ID: a B2BUA leg
+        if _initial_invite(msg):
+            same_caller = [c for c in legs if c.dialog.caller_src == dgram.src]
+            if not same_caller:
+                return None  # another caller with the same Call-ID: a B2BUA leg
+            if from_ is not None and from_.tag is not None:
+                same_caller[-1].dialog.adopt_caller_tag(from_.tag)
+            return same_caller[-1]
         return legs[-1]
 
     def _start(self, msg: SipMessage, dgram: Datagram) -> list[CallEvent]:

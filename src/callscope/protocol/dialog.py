@@ -170,8 +170,10 @@ class InviteDialog:
     """
 
     __slots__ = (
+        "_caller_tags",
         "_cancel_role",
         "_invite_cseqs",
+        "_min_via",
         "_seen",
         "answered_at",
         "auth_retries",
@@ -216,7 +218,9 @@ class InviteDialog:
         self.auth_retries = 0
         self.duplicates = 0
         self._cancel_role: Role | None = None
+        self._caller_tags: tuple[str | None, ...] = (self.caller_tag,)
         self._invite_cseqs: list[int] = [cseq[0]]
+        self._min_via = _via_count(invite)
         self._seen: dict[tuple[object, ...], None] = {_key(invite, Role.CALLER, cseq): None}
 
     # -- classification ----------------------------------------------------------------------
@@ -227,10 +231,16 @@ class InviteDialog:
         tag = from_.tag if from_ is not None else None
         if tag is None or self.caller_tag is None:
             return Role.CALLER if src == self.caller_src else Role.CALLEE
-        from_caller = tag == self.caller_tag  # From names the originator of the request
+        from_caller = tag in self._caller_tags  # From names the originator of the request
         if msg.is_request:
             return Role.CALLER if from_caller else Role.CALLEE
         return Role.CALLEE if from_caller else Role.CALLER
+
+    def adopt_caller_tag(self, tag: str) -> None:
+        """The caller retried its INVITE with another From tag (against RFC 3261 22.2, but
+        seen): messages with that tag are the caller's too."""
+        if tag not in self._caller_tags:
+            self._caller_tags = (*self._caller_tags, tag)
 
     def classify(self, msg: SipMessage, role: Role, cseq: tuple[int, str]) -> DialogInput:
         """The `DialogInput` of a message of this leg sent by ``role``."""
@@ -246,6 +256,10 @@ class InviteDialog:
         code = msg.status_code or 0
         number, method = cseq
         if method != "INVITE" or role is not Role.CALLEE or not self._initial(number, code):
+            return DialogInput.OTHER
+        if code >= 300 and _via_count(msg) > self._min_via:
+            # a failure between a proxy and one of its forks (RFC 3261 16.7): the proxy may
+            # still try another target; only what reaches the caller's hop ends the call
             return DialogInput.OTHER
         return _response_input(code)
 
@@ -273,6 +287,8 @@ class InviteDialog:
         if cseq is None:
             raise SipParseError("message has no CSeq")
         role = self.role_of(msg, src)
+        if msg.method == "INVITE" and role is Role.CALLER:
+            self._min_via = min(self._min_via, _via_count(msg))  # the hop nearest the caller
         key = _key(msg, role, cseq)
         if key in self._seen:
             self.duplicates += 1
@@ -373,12 +389,23 @@ def _response_input(code: int) -> DialogInput:
     return DialogInput.CHALLENGE if code in (401, 407) else DialogInput.REJECT
 
 
+def _via_count(msg: SipMessage) -> int:
+    """Via hops of a message: a response has one more for each proxy it still has to cross."""
+    return len(msg.header_list("via"))
+
+
 def _key(msg: SipMessage, role: Role, cseq: tuple[int, str]) -> tuple[object, ...]:
-    """What makes two copies of one message the same message (RFC 3261 17.2.3, 17.1.3)."""
+    """What makes two copies of one message the same message (RFC 3261 17.2.3, 17.1.3).
+
+    Failure responses keep their hop (Via count) apart: a fork's 480 to its proxy is not the
+    480 the proxy forwards to the caller.
+    """
     if msg.is_request:
         return (role, msg.method, cseq)
     to = msg.to
-    return (role, msg.status_code, cseq, to.tag if to is not None else None)
+    code = msg.status_code or 0
+    hop = _via_count(msg) if code >= 300 else 0
+    return (role, code, cseq, to.tag if to is not None else None, hop)
 
 
 # -- actions ----------------------------------------------------------------------------------
