@@ -170,7 +170,8 @@ class Call:
     ) -> None:
         """Add the message to the ladder once per hop (retransmissions left out)."""
         label = msg.method or f"{msg.status_code} {msg.reason or ''}".rstrip()
-        key = (dgram.src, dgram.dst, label, msg.cseq)
+        src, dst = dgram.src, dgram.dst
+        key = (src.ip, src.port, dst.ip, dst.port, label, msg.cseq)
         if key in self._ladder_seen:
             return
         if len(self.ladder) >= self._max_ladder:

@@ -400,12 +400,13 @@ def _key(msg: SipMessage, role: Role, cseq: tuple[int, str]) -> tuple[object, ..
     Failure responses keep their hop (Via count) apart: a fork's 480 to its proxy is not the
     480 the proxy forwards to the caller.
     """
+    caller = role is Role.CALLER  # a bool hashes in C, an Enum member in Python
     if msg.is_request:
-        return (role, msg.method, cseq)
+        return (caller, msg.method, cseq)
     to = msg.to
     code = msg.status_code or 0
     hop = _via_count(msg) if code >= 300 else 0
-    return (role, code, cseq, to.tag if to is not None else None, hop)
+    return (caller, code, cseq, to.tag if to is not None else None, hop)
 
 
 # -- actions ----------------------------------------------------------------------------------
