@@ -163,10 +163,10 @@ def test_malformed_frame_error_messages_are_fixed() -> None:
 # -- fast path against the reference decoders ------------------------------------------------
 
 
-def both_paths(frame: bytes) -> tuple[list[Datagram], list[Datagram]]:
+def both_paths(frame: bytes, linktype: int = 1) -> tuple[list[Datagram], list[Datagram]]:
     fast = PacketPipeline()
     slow = PacketPipeline()
-    return list(fast.datagrams([(AT, 1, frame, len(frame))])), slow.push(AT, 1, frame)
+    return list(fast.datagrams([(AT, linktype, frame, len(frame))])), slow.push(AT, linktype, frame)
 
 
 def test_datagram_built_through_slots_equals_constructor() -> None:
@@ -177,15 +177,33 @@ def test_datagram_built_through_slots_equals_constructor() -> None:
     assert repr(fast[0]) == repr(expected)
 
 
-@settings(max_examples=500, deadline=None)
-@given(st.data())
-def test_fast_path_agrees_with_reference_on_mutated_frames(data: st.DataObject) -> None:
-    frame = bytearray(wire.ether(V4))
+FAST_LAYOUTS = [
+    (1, wire.ether(V4)),
+    (1, wire.ether(V4, tags=((0x8100, 42),))),
+    (113, wire.sll(V4)),
+    (276, wire.sll2(V4)),
+]
+
+
+@pytest.mark.parametrize(("linktype", "frame"), FAST_LAYOUTS)
+def test_fast_path_layouts(linktype: int, frame: bytes) -> None:
+    fast, slow = both_paths(frame, linktype)
+    assert fast == slow
+    assert [d.payload for d in fast] == [SIP]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(FAST_LAYOUTS), st.data())
+def test_fast_path_agrees_with_reference_on_mutated_frames(
+    layout: tuple[int, bytes], data: st.DataObject
+) -> None:
+    linktype, original = layout
+    frame = bytearray(original)
     for _ in range(data.draw(st.integers(0, 4))):
-        # mutate the IP and UDP headers where the fast path makes its decisions
-        frame[data.draw(st.integers(12, 45))] = data.draw(st.integers(0, 255))
+        # mutate the link, IP and UDP headers where the fast path makes its decisions
+        frame[data.draw(st.integers(0, 49))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(frame)))
-    fast, slow = both_paths(bytes(frame[:cut]))
+    fast, slow = both_paths(bytes(frame[:cut]), linktype)
     assert fast == slow
 
 

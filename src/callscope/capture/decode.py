@@ -209,10 +209,9 @@ class IpPacket(NamedTuple):
     ``src`` / ``dst`` are the raw 4 or 16 address bytes; ``proto`` the upper-layer protocol
     (for a fragment: the protocol of the reassembled payload); ``payload`` the bytes after
     the IP header(s); ``ident`` / ``frag_offset`` / ``more`` describe fragmentation
-    (``fragment`` is True for any piece of a fragmented datagram); ``dedup`` holds the header
-    bytes that, with the addresses and the payload, identify the packet for duplicate
-    suppression: IPv4 bytes 0-7 and options (not TTL, protocol, checksum), IPv6 bytes 0-6
-    (not the hop limit).
+    (``fragment`` is True for any piece of a fragmented datagram); ``tag`` is what, with
+    the addresses, ports and payload, tells two sendings of the same bytes apart for
+    duplicate suppression: the IPv4 Identification, the IPv6 flow label.
     """
 
     version: int
@@ -224,7 +223,7 @@ class IpPacket(NamedTuple):
     ident: int
     frag_offset: int
     more: bool
-    dedup: bytes
+    tag: int
 
 
 _IPV4 = struct.Struct("!BBHHHBB")
@@ -253,7 +252,7 @@ def ipv4_packet(frame: bytes, at: int) -> IpPacket:
         ident,
         offset,
         more,
-        frame[at : at + 8] + frame[at + 20 : at + ihl],
+        ident,
     )
 
 
@@ -268,17 +267,17 @@ def ipv6_packet(frame: bytes, at: int) -> IpPacket:
     if length == 0:
         raise MalformedFrameError("ipv6.header")  # RFC 2675 jumbograms are not expected
     src, dst = frame[at + 8 : at + 24], frame[at + 24 : at + 40]
-    dedup = frame[at : at + 7]  # everything but the hop limit (and addresses, in payload)
+    flow_label = _H(frame, at + 2)[0] | (frame[at + 1] & 0x0F) << 16
     proto, pos = ipv6_extensions(frame[at + 6], frame, at + 40, end)
     if proto != IPPROTO_FRAGMENT:
-        return IpPacket(6, src, dst, proto, frame[pos:end], False, 0, 0, False, dedup)
+        return IpPacket(6, src, dst, proto, frame[pos:end], False, 0, 0, False, flow_label)
     # RFC 8200 4.5: next header, reserved, offset/flags, identification
     if pos + 8 > end:
         raise MalformedFrameError("ipv6.extension")
     nxt, _res, offset_flags, ident = struct.unpack_from("!BBHI", frame, pos)
     offset = offset_flags & 0xFFF8
     more = bool(offset_flags & 1)
-    return IpPacket(6, src, dst, nxt, frame[pos + 8 : end], True, ident, offset, more, dedup)
+    return IpPacket(6, src, dst, nxt, frame[pos + 8 : end], True, ident, offset, more, flow_label)
 
 
 def ipv6_extensions(proto: int, data: bytes, pos: int, end: int) -> tuple[int, int]:

@@ -3,10 +3,11 @@
 A SPAN session that mirrors both directions of two ports, or two mirror sessions, hands the
 recorder some packets twice, microseconds apart, possibly with a different TTL (routed
 between the two taps), a different IP checksum and a different link header (another VLAN
-tag). The caller builds a key from the IP packet minus TTL / hop limit and checksums - the
-IP header fields including the IPv4 identification, the addresses, the transport header and
-payload - and asks `DuplicateFilter.seen` whether that key was seen within ``window_ns`` of
-packet time.
+tag), even a re-marked DSCP. The caller builds the key from what the network does not
+change: the IPv4 Identification (IPv6: the flow label), the addresses, the ports and the
+transport payload (for TCP the whole segment) - not the TTL / hop limit, the TOS or the
+checksums - and asks `DuplicateFilter.seen` whether that key was seen within ``window_ns``
+of packet time.
 
 Application-level repeats are not duplicates: RFC 4733 end-of-event packets sent three
 times, back to back, differ in their IPv4 identification and are kept. (IPv6 has no

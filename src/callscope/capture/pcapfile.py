@@ -68,17 +68,19 @@ class CaptureFile:
                 raise CaptureTruncatedError(MESSAGES["truncated"])
         if not head:
             raise parse_error("empty")
-        self._head = head
         magic = int.from_bytes(head.ljust(4, b"\0"), "little")
+        self._iterator: Iterator[Record]
         if magic in _PCAP_MAGICS:
             self.format = "pcap"
+            self._iterator = self._pcap(head)
         elif magic == _PCAPNG_SHB:
             self.format = "pcapng"
+            self._iterator = self._pcapng(head)
         elif head == _NETMON2:
             self.format = "netmon"
+            self._iterator = self._netmon(head)
         else:
             raise parse_error("unknown")
-        self._iterator = self._records()
 
     def __iter__(self) -> Iterator[Record]:
         return self._iterator
@@ -94,27 +96,21 @@ class CaptureFile:
         if self._owned:
             self._stream.close()
 
-    def _records(self) -> Iterator[Record]:
+    def _more(self, want: int, pos: int, n: int) -> bytes:
+        """Read at least a chunk; at the end of the stream, end or report the cut."""
         try:
-            if self.format == "pcap":
-                yield from self._pcap()
-            elif self.format == "pcapng":
-                yield from self._pcapng()
-            else:
-                yield from self._netmon()
+            more = self._stream.read(max(CHUNK, want))
         except (zlib.error, gzip.BadGzipFile):
             raise parse_error("compressed") from None
-        finally:
-            cut = _cut(self._stream)
-            self.close()
-        if cut:  # a gzip stream cut exactly between two records
+        if not more and (pos != n or _cut(self._stream)):
             raise CaptureTruncatedError(MESSAGES["truncated"])
+        return more
 
     # -- classic pcap ------------------------------------------------------------------
 
-    def _pcap(self) -> Iterator[Record]:
+    def _pcap(self, head: bytes) -> Iterator[Record]:
         """https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-03.html"""
-        buf = self._head + _read_exact(self._stream, 20)
+        buf = head + _read_exact(self._stream, 20)
         if len(buf) < 24:
             raise CaptureTruncatedError(MESSAGES["truncated"])
         order, nano, hdr_len = _PCAP_MAGICS[int.from_bytes(buf[:4], "little")]
@@ -132,7 +128,6 @@ class CaptureFile:
         # ``records`` and ``offset`` are synchronised at each refill and at the end only:
         # an attribute store per record is a measurable share of the hot loop
         unpack = struct.Struct(order + "IIII").unpack_from
-        read = self._stream.read
         buf = b""
         pos = n = records = 0
         base = self.offset  # file offset of buf[0]
@@ -153,42 +148,50 @@ class CaptureFile:
                 else:
                     want = hdr_len - (n - pos)
                 self.records, self.offset = records, base + pos
-                more = read(max(CHUNK, want))
+                more = self._more(want, pos, n)
                 if not more:
-                    if pos == n:
-                        return
-                    raise CaptureTruncatedError(MESSAGES["truncated"])
+                    return
                 base += pos
                 buf = buf[pos:] + more
                 n = len(buf)
                 pos = 0
         finally:
             self.records, self.offset = records, base + pos
+            self.close()
 
     # -- pcapng ------------------------------------------------------------------------
 
-    def _pcapng(self) -> Iterator[Record]:
-        read = self._stream.read
-        buf = self._head
-        pos = records = 0
+    def _pcapng(self, head: bytes) -> Iterator[Record]:
+        # the Enhanced Packet Block (4.3) is decoded inline: it is nearly every block
+        buf = head
+        pos = records = base = last_at = 0
         n = len(buf)
-        base = last_at = 0
         section: PcapngSection | None = None
+        unset = PcapngSection("<")  # until the first section header: nothing matches
+        header, epb, u32, interfaces = unset.header, unset.epb, unset.u32, unset.interfaces
         try:
             while True:
                 if n - pos >= 12 and section is not None:
-                    # fast path: a complete, well-formed Enhanced Packet Block (4.3)
-                    btype, blen = section.header(buf, pos)
+                    btype, blen = header(buf, pos)
                     if btype == EPB and 32 <= blen <= n - pos and not blen & 3:
-                        record = section.enhanced(buf, pos, blen)
-                        if record is not None:
-                            last_at = record[0]
+                        # interface, timestamp (upper, lower), captured and original length
+                        iface, high, low, cap, orig = epb(buf, pos + 8)
+                        if (
+                            cap <= blen - 32
+                            and iface < len(interfaces)
+                            and u32(buf, pos + blen - 4)[0] == blen
+                        ):
+                            linktype, mult, div, offset, _snap = interfaces[iface]
+                            start = pos + 28
+                            last_at = ((high << 32 | low) * mult) // div + offset
                             records += 1
                             pos += blen
-                            yield record
+                            yield (last_at, linktype, buf[start : start + cap], orig)
                             continue
                 if n - pos >= 12:
                     section = section_at(buf, pos, section)
+                    header, epb, u32 = section.header, section.epb, section.u32
+                    interfaces = section.interfaces
                     blen = section.block_length(buf, pos)
                     if n - pos >= blen:
                         record = section.block(buf, pos, blen, last_at)
@@ -202,26 +205,30 @@ class CaptureFile:
                 else:
                     want = 12 - (n - pos)
                 self.records, self.offset = records, base + pos
-                more = read(max(CHUNK, want))
+                more = self._more(want, pos, n)
                 if not more:
-                    if pos == n:
-                        return
-                    raise CaptureTruncatedError(MESSAGES["truncated"])
+                    return
                 base += pos
                 buf = buf[pos:] + more
                 n = len(buf)
                 pos = 0
         finally:
             self.records, self.offset = records, base + pos
+            self.close()
 
     # -- NetMon 2.x --------------------------------------------------------------------
 
-    def _netmon(self) -> Iterator[Record]:
+    def _netmon(self, head: bytes) -> Iterator[Record]:
         def advance(count: int, offset: int) -> None:
             self.records = count
             self.offset = offset
 
-        return netmon_records(self._stream, self._head, advance)
+        try:
+            yield from netmon_records(self._stream, head, advance)
+        except (zlib.error, gzip.BadGzipFile):
+            raise parse_error("compressed") from None
+        finally:
+            self.close()
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes:

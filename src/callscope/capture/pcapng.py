@@ -39,9 +39,11 @@ class PcapngSection:
 
     def __init__(self, order: str) -> None:
         self.interfaces: list[Interface] = []
-        self._u32 = struct.Struct(order + "I").unpack_from
+        #: ``u32(buf, pos) -> (value,)`` in this section's byte order
+        self.u32 = struct.Struct(order + "I").unpack_from
         self._u16x2 = struct.Struct(order + "HH").unpack_from
-        self._epb = struct.Struct(order + "IIIII").unpack_from
+        #: Enhanced Packet Block fields after the block header (4.3)
+        self.epb = struct.Struct(order + "IIIII").unpack_from
         self._pb = struct.Struct(order + "HHIIII").unpack_from
         self._idb = struct.Struct(order + "HHI").unpack_from
         self._q = struct.Struct(order + "q").unpack_from
@@ -58,7 +60,7 @@ class PcapngSection:
 
     def block_length(self, buf: bytes, pos: int) -> int:
         """Total length of the block at ``buf[pos]`` (header and trailer included)."""
-        (blen,) = self._u32(buf, pos + 4)
+        (blen,) = self.u32(buf, pos + 4)
         if blen < 12 or blen & 3 or blen > MAX_BLOCK:
             raise parse_error("block_length")
         return int(blen)
@@ -67,10 +69,10 @@ class PcapngSection:
         """The record of a complete Enhanced Packet Block (4.3) at ``buf[pos]``, or None if
         the block is not well-formed (`block` then raises the precise error)."""
         # interface id, timestamp (upper, lower), captured length, original length
-        iface, high, low, cap, orig = self._epb(buf, pos + 8)
+        iface, high, low, cap, orig = self.epb(buf, pos + 8)
         if cap > blen - 32 or iface >= len(self.interfaces):
             return None
-        if self._u32(buf, pos + blen - 4)[0] != blen:
+        if self.u32(buf, pos + blen - 4)[0] != blen:
             return None
         linktype, mult, div, offset, _snap = self.interfaces[iface]
         start = pos + 28
@@ -82,7 +84,7 @@ class PcapngSection:
 
         ``last_at`` is the time of the previous record (a Simple Packet Block has none).
         """
-        u32 = self._u32
+        u32 = self.u32
         if u32(buf, pos + blen - 4)[0] != blen:
             raise parse_error("block_trailer")
         (btype,) = u32(buf, pos)
@@ -91,7 +93,7 @@ class PcapngSection:
                 raise parse_error("block_length")
             record = self.enhanced(buf, pos, blen)
             if record is None:
-                _iface, _high, _low, cap, _orig = self._epb(buf, pos + 8)
+                _iface, _high, _low, cap, _orig = self.epb(buf, pos + 8)
                 raise parse_error("block_data" if cap > blen - 32 else "interface")
             return record
         if btype == SPB:
@@ -115,7 +117,7 @@ class PcapngSection:
         if not self.interfaces:
             raise parse_error("interface")
         linktype, _mult, _div, _offset, snap = self.interfaces[0]
-        (orig,) = self._u32(buf, pos + 8)
+        (orig,) = self.u32(buf, pos + 8)
         cap = min(orig, blen - 16, snap or orig)
         return (last_at, linktype, buf[pos + 12 : pos + 12 + cap], orig)
 

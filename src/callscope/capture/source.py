@@ -110,6 +110,9 @@ def _no_slot(_datagram: Datagram, _value: Any) -> None:
 
 _SLOT_SETTERS = _slot_setters()
 _PORTS = struct.Struct("!HH").unpack_from
+# IPv4 + UDP fields of the fast path: version/IHL, total length, identification,
+# flags/fragment offset, protocol, UDP length (RFC 791 3.1, RFC 768)
+_IPV4_UDP = struct.Struct("!BxHHHxB14xH").unpack_from
 
 
 class PacketPipeline:
@@ -181,22 +184,39 @@ class PacketPipeline:
                 counters.bytes += len(frame)
                 if at >= housekeeping_at:
                     housekeeping_at = self.expire(at)
-                # fast path: Ethernet (LINKTYPE 1), untagged IPv4 without options (0x45), not a
-                # fragment (MF and offset clear), UDP (17), whole packet captured
-                if (
-                    linktype == 1
-                    and len(frame) >= 42
-                    and frame[12:15] == b"\x08\x00\x45"
-                    and frame[23] == 17
-                    and not (frame[20] & 0x3F or frame[21])
-                ):
-                    end = 14 + (frame[16] << 8 | frame[17])
-                    udp_end = 34 + (frame[38] << 8 | frame[39])
-                    if end <= len(frame) and 42 <= udp_end <= end:
-                        payload = frame[42:udp_end]
-                        flow = frame[26:38]
-                        if window:  # DuplicateFilter.seen, inlined
-                            digest = hash((frame[14:22], flow, payload))
+                # fast path: IPv4 without options (0x45), not a fragment (MF and offset
+                # clear), UDP (17), whole packet captured, behind Ethernet (LINKTYPE 1, with
+                # at most one 802.1Q tag) or Linux cooked (113, 276) headers
+                if linktype == 1:
+                    kind = frame[12:14]
+                    if kind == b"\x08\x00":
+                        l3, vlan = 14, None
+                    elif kind == b"\x81\x00" and frame[16:18] == b"\x08\x00":
+                        l3, vlan = 18, (frame[14] << 8 | frame[15]) & 0x0FFF
+                    else:
+                        l3 = 0
+                elif linktype == 113 and frame[14:16] == b"\x08\x00":
+                    l3, vlan = 16, None
+                elif linktype == 276 and frame[:2] == b"\x08\x00":
+                    l3, vlan = 20, None
+                else:
+                    l3 = 0
+                if l3 and len(frame) >= l3 + 28:
+                    vihl, total, ident, flags, proto, udp_length = _IPV4_UDP(frame, l3)
+                    start = l3 + 28
+                    end = l3 + total
+                    udp_end = l3 + 20 + udp_length
+                    if (
+                        vihl == 0x45
+                        and proto == 17
+                        and not flags & 0x3FFF
+                        and end <= len(frame)
+                        and start <= udp_end <= end
+                    ):
+                        payload = frame[start:udp_end]
+                        flow = frame[l3 + 12 : start - 4]
+                        if window:  # DuplicateFilter.seen, inlined; key as in _transport
+                            digest = hash((ident, flow, payload))
                             last = lookup(digest)
                             if last is not None and -window <= at - last <= window:
                                 counters.duplicates += 1
@@ -213,9 +233,9 @@ class PacketPipeline:
                             s_transport(d, udp)
                             s_payload(d, payload)
                             s_source(d, source)
-                            s_vlan(d, None)
+                            s_vlan(d, vlan)
                         else:
-                            d = Datagram(Timestamp(at), src, dst, udp, payload, source, None)
+                            d = Datagram(Timestamp(at), src, dst, udp, payload, source, vlan)
                         counters.datagrams += 1
                         yield d
                         continue
@@ -283,7 +303,7 @@ class PacketPipeline:
         counters = self.counters
         seen = self.dedup.seen if self.config.dedup_window_ns > 0 else None
         flow = ip.src + ip.dst
-        key = (ip.dedup, flow, ip.proto, ip.ident, ip.frag_offset, ip.more, ip.payload)
+        key = (ip.tag, flow, ip.proto, ip.ident, ip.frag_offset, ip.more, ip.payload)
         if seen is not None and seen(key, at):
             counters.duplicates += 1
             return []
@@ -311,7 +331,7 @@ class PacketPipeline:
         if proto == IPPROTO_UDP:
             _sport, _dport, payload = udp_payload(l4)
             flow = ip.src + ip.dst + l4[:4]
-            if seen is not None and seen((ip.dedup, flow, payload), at):
+            if seen is not None and seen((ip.tag, flow, payload), at):
                 counters.duplicates += 1
                 return []
             counters.datagrams += 1
@@ -327,7 +347,7 @@ class PacketPipeline:
         counters = self.counters
         segment = tcp_segment(l4)
         flow = ip.src + ip.dst + l4[:4]
-        if seen is not None and seen((ip.dedup, flow, IPPROTO_TCP, l4), at):
+        if seen is not None and seen((ip.tag, flow, IPPROTO_TCP, l4), at):
             counters.duplicates += 1
             return []
         counters.tcp_segments += 1
