@@ -1,0 +1,262 @@
+"""The recording pipeline: datagrams -> call tracker -> stored calls, spooled media.
+
+`Recorder` is the one composition every source uses (capture files, the live mirror port,
+HEP, SIPREC): feed it datagrams, tell it when time passes, and it saves each call the
+moment it ends, in one transaction with its rollup update, and leaves a finished spool
+(fsynced, renamed ``.done``) with a pending `Recording` row for the encoder. A crash
+therefore loses no finished call: the row and the spool exist before the next packet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import transaction
+
+from callscope.analytics import rollups
+from callscope.analytics.orgindex import as_call_direction, classify_call
+from callscope.assembly.events import CallEnded, CallEvent, CallKey, CallStarted
+from callscope.assembly.records import CallRecord
+from callscope.assembly.tracker import CallTracker, TrackerConfig
+from callscope.audio.packets import MediaPacket
+from callscope.audio.spool import FlushPolicy, SpoolWriter, done_path
+from callscope.core import Datagram
+from callscope.store.calls import Placement, save_call
+from callscope.store.masking import pseudonym
+from callscope.store.models import Call, Recording
+
+log = logging.getLogger(__name__)
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+#: recording statuses decided by the tracker for which there is nothing to encode
+NOT_ENCODED = {
+    Recording.Status.NO_MEDIA,
+    Recording.Status.ENCRYPTED,
+    Recording.Status.VIDEO_ONLY,
+    Recording.Status.UNSUPPORTED_CODEC,
+}
+
+
+def spool_dir() -> Path:
+    path = Path(settings.DATA_DIR) / "spool"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class SpoolSink:
+    """The tracker's `MediaSink`: one append-only spool file per call leg."""
+
+    def __init__(self, directory: Path, run_id: str, policy: FlushPolicy | None = None) -> None:
+        self.directory = directory
+        self.run_id = run_id
+        self.policy = policy
+        self.writers: dict[CallKey, SpoolWriter] = {}
+        self.started: dict[CallKey, int] = {}
+        self.finished: dict[CallKey, Path] = {}
+
+    def start(self, call_key: CallKey, started_ns: int) -> None:
+        self.started[call_key] = started_ns
+
+    def write(  # noqa: PLR0917 - the MediaSink protocol, called per RTP packet
+        self,
+        call_key: CallKey,
+        direction: int,
+        at: int,
+        ssrc: int,
+        seq: int,
+        timestamp: int,
+        payload_type: int,
+        marker: bool,
+        payload: bytes,
+    ) -> None:
+        writer = self.writers.get(call_key)
+        if writer is None:
+            path = self.directory / f"{self.run_id}-{call_key}.spool"
+            started = self.started.get(call_key, at)
+            writer = SpoolWriter.create(path, f"{self.run_id}-{call_key}", started, self.policy)
+            self.writers[call_key] = writer
+        writer.append(
+            direction, MediaPacket(at, ssrc, seq, timestamp, payload_type, marker, payload)
+        )
+
+    def close_call(self, call_key: CallKey) -> None:
+        writer = self.writers.pop(call_key, None)
+        self.started.pop(call_key, None)
+        if writer is not None:
+            self.finished[call_key] = writer.finish()
+
+    def take(self, call_key: CallKey) -> Path | None:
+        """The finished spool of a call that ended (None when it had no media)."""
+        return self.finished.pop(call_key, None)
+
+    def close(self) -> None:
+        """Leave unfinished spools as they are (a restart finishes them)."""
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
+
+
+@dataclass
+class RecorderStats:
+    calls: int = 0
+    recordings_queued: int = 0
+    by_result: dict[str, int] = field(default_factory=dict)
+
+
+def placement_of(record: CallRecord) -> Placement:
+    """The call's place in the organisation (directory in force on its date)."""
+    started = parse_time_ns(record.started_at)
+    found = classify_call(record.caller.number or "", record.callee.number or "", started)
+    key = settings.PSEUDONYM_KEY
+    return Placement(
+        direction=as_call_direction(found.direction),
+        caller_unit=found.caller_unit,
+        callee_unit=found.callee_unit,
+        caller_class=found.caller_class,
+        callee_class=found.callee_class,
+        caller_pseudonym=pseudonym(record.caller.number, key) if record.caller.number else "",
+        callee_pseudonym=pseudonym(record.callee.number, key) if record.callee.number else "",
+    )
+
+
+def parse_time_ns(at: int) -> dt.datetime:
+    """Int nanoseconds (UTC) as an aware datetime at the database's microsecond precision."""
+    return EPOCH + dt.timedelta(microseconds=at // 1000)
+
+
+def payload_types_of(record: CallRecord) -> dict[str, dict[str, list[Any]]]:
+    """Per direction, the payload type map the encoder decodes with."""
+    maps: dict[str, dict[str, list[Any]]] = {}
+    for stream in record.streams:
+        if stream.media != "audio":
+            continue
+        merged = maps.setdefault(stream.direction, {})
+        for pt, (encoding, clock, channels) in stream.payload_map.items():
+            merged.setdefault(str(pt), [encoding, clock, channels])
+    return maps
+
+
+class Recorder:
+    """Saves each ended call; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        record_audio: bool = True,
+        probe: str = "",
+        tracker_config: TrackerConfig | None = None,
+        on_call: Callable[[Call, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.sink = SpoolSink(spool_dir(), run_id) if record_audio else None
+        self.tracker = CallTracker(tracker_config, media_sink=self.sink)
+        self.probe = probe
+        self.on_call = on_call
+        self.stats = RecorderStats()
+
+    def receive(self, dgram: Datagram) -> None:
+        events = self.tracker.receive(dgram)
+        if events:
+            self.handle(events)
+
+    def feed(self, datagrams: Iterable[Datagram]) -> None:
+        receive = self.tracker.receive
+        handle = self.handle
+        for dgram in datagrams:
+            events = receive(dgram)
+            if events:
+                handle(events)
+
+    def expire(self, now: int) -> None:
+        self.handle(self.tracker.expire(now))
+
+    def finish(self) -> None:
+        """End of input: open calls are saved as in progress."""
+        self.handle(self.tracker.finish())
+        if self.sink is not None:
+            self.sink.close()
+
+    def handle(self, events: list[CallEvent]) -> None:
+        for event in events:
+            if isinstance(event, CallStarted):
+                if self.sink is not None:
+                    self.sink.start(event.call_key, event.at)
+            elif isinstance(event, CallEnded):
+                self.save(event.record)
+
+    def save(self, record: CallRecord) -> Call:
+        contract = record.to_contract()
+        spool = self.sink.take(record.call_key) if self.sink is not None else None
+        started = parse_time_ns(record.started_at)
+        with transaction.atomic():
+            previous = Call.objects.filter(call_id=record.call_id, started_at=started).first()
+            replaced = rollups.leg_values(previous) if previous is not None else None
+            call = save_call(
+                contract,
+                ladder=[entry.to_dict() for entry in record.ladder],
+                placement=placement_of(record),
+                probe=self.probe,
+            )
+            rollups.apply_call(call, replaced=replaced)
+            queued = self._queue_recording(call, record, spool)
+        self.stats.calls += 1
+        self.stats.recordings_queued += queued
+        self.stats.by_result[record.result] = self.stats.by_result.get(record.result, 0) + 1
+        if self.on_call is not None:
+            self.on_call(call, contract)
+        return call
+
+    def _queue_recording(self, call: Call, record: CallRecord, spool: Path | None) -> int:
+        status = record.recording_status
+        if status in NOT_ENCODED or spool is None:
+            Recording.objects.update_or_create(
+                call=call,
+                defaults={
+                    "status": status if status in NOT_ENCODED else Recording.Status.NO_MEDIA,
+                    "state": Recording.State.DONE,
+                },
+            )
+            if spool is not None:
+                spool.unlink(missing_ok=True)
+            return 0
+        Recording.objects.update_or_create(
+            call=call,
+            defaults={
+                "state": Recording.State.PENDING,
+                "spool_path": str(spool),
+                "payload_types": payload_types_of(record),
+                "claimed_at": None,
+                "attempts": 0,
+            },
+        )
+        return 1
+
+
+def print_record(out: IO[str] = sys.stdout) -> Callable[[Call, dict[str, Any]], None]:
+    """An ``on_call`` hook printing each call's contract record as one JSON line."""
+
+    def emit(call: Call, contract: dict[str, Any]) -> None:
+        out.write(json.dumps(contract, ensure_ascii=False) + "\n")
+        out.flush()
+
+    return emit
+
+
+def unfinished_spools() -> list[Path]:
+    """Spools a crashed recorder left open (their calls never ended in the database)."""
+    return sorted(p for p in spool_dir().glob("*.spool") if not done_path(p).exists())
+
+
+def run_id_for(label: str) -> str:
+    """A spool file prefix unique to this process run."""
+    return f"{label}-{os.getpid()}-{os.urandom(3).hex()}"
