@@ -342,3 +342,34 @@ def test_a_long_run_forgets_finished_calls_and_idle_orphans() -> None:
     assert len(tracker._flows) == len(tracker._flows_at) == len(tracker._orphans) == 0
     assert len(tracker.orphan_streams()) == 200  # summaries kept for reports
     assert tracker.anomalies()["rtp.unpaired"] == 600
+
+
+def test_an_ssrc_change_continues_the_stream_and_rtcp_is_counted_apart() -> None:
+    d = Dialog()
+    rtcp_rr = bytes([0x80, 201, 0, 1]) + (0xAAAA).to_bytes(4, "big")  # RFC 3550 6.4.2, empty RR
+    traffic = [
+        *basic_call(d, bye_at=9 * S)[:-2],
+        *media(5 * S, 10, A_MEDIA, B_MEDIA, 0xDDDD, seq=30_000),  # new SSRC, new sequence
+        dgram(6 * S, Endpoint("10.0.0.1", 4001), Endpoint("10.0.0.2", 6001), rtcp_rr),
+    ]
+    _, records, tracker = run(traffic)
+    (forward,) = [s for s in records[0].streams if s.direction == "caller_to_callee"]
+    assert forward.ssrcs == (0xAAAA, 0xDDDD)
+    assert (forward.packets, forward.lost) == (60, 0)
+    assert tracker.orphan_streams() == []
+    assert "rtp.unpaired" not in tracker.anomalies()
+
+
+def test_ipv6_media_pairs_by_the_canonical_address() -> None:
+    d = Dialog()
+    v6_sdp = sdp("10.0.0.1", 4000).replace("IN IP4 10.0.0.1", "IN IP6 2001:DB8:0:0::1")
+    a6, b6 = Endpoint("2001:db8::1", 4000), Endpoint("2001:db8::2", 6000)
+    traffic = [
+        dgram(0, ALICE, BOB, d.invite(v6_sdp)),
+        dgram(S, BOB, ALICE, d.response(200, "OK", body=sdp("10.0.0.2", 6000))),
+        *media(S + 10 * MS, 5, b6, a6, 0xE6),
+    ]
+    _, records, _ = run(traffic)
+    assert [(str(s.src), str(s.dst), s.packets) for s in records[0].streams] == [
+        ("[2001:db8::2]:6000", "[2001:db8::1]:4000", 5)
+    ]
