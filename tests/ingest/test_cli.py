@@ -53,3 +53,9 @@ def test_logs_are_json_lines_in_utc(tmp_path):
     entry = json.loads(lines[0])
     assert entry["time"].endswith("+00:00")
     assert {"level", "logger", "message"} <= set(entry)
+
+
+def test_capture_needs_a_source(tmp_path):
+    result = run(["capture"], tmp_path / "data")
+    assert result.returncode != 0
+    assert "give --interface" in result.stderr

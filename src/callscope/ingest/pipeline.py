@@ -61,11 +61,13 @@ class SpoolSink:
         self.run_id = run_id
         self.policy = policy
         self.writers: dict[CallKey, SpoolWriter] = {}
-        self.started: dict[CallKey, int] = {}
+        self.started: dict[CallKey, tuple[int, str]] = {}
         self.finished: dict[CallKey, Path] = {}
 
-    def start(self, call_key: CallKey, started_ns: int) -> None:
-        self.started[call_key] = started_ns
+    def start(self, call_key: CallKey, started_ns: int, call_id: str) -> None:
+        """Remember the call's start and Call-ID: the spool header names the call, so that a
+        spool left by a crash can be tied to its call at restart."""
+        self.started[call_key] = (started_ns, call_id)
 
     def write(  # noqa: PLR0917 - the MediaSink protocol, called per RTP packet
         self,
@@ -82,8 +84,8 @@ class SpoolSink:
         writer = self.writers.get(call_key)
         if writer is None:
             path = self.directory / f"{self.run_id}-{call_key}.spool"
-            started = self.started.get(call_key, at)
-            writer = SpoolWriter.create(path, f"{self.run_id}-{call_key}", started, self.policy)
+            started, call_id = self.started.get(call_key, (at, f"{self.run_id}-{call_key}"))
+            writer = SpoolWriter.create(path, call_id, started, self.policy)
             self.writers[call_key] = writer
         writer.append(
             direction, MediaPacket(at, ssrc, seq, timestamp, payload_type, marker, payload)
@@ -190,7 +192,7 @@ class Recorder:
         for event in events:
             if isinstance(event, CallStarted):
                 if self.sink is not None:
-                    self.sink.start(event.call_key, event.at)
+                    self.sink.start(event.call_key, event.at, event.call_id)
             elif isinstance(event, CallEnded):
                 self.save(event.record)
 

@@ -1,0 +1,207 @@
+"""The live recorder: a packet source feeding the `Recorder`, with time, health and signals.
+
+The loop is thin: `CaptureDaemon.process_one_batch` is one step (read what is ready, feed
+it, let time pass, write a health sample when due), and tests call it directly. The wall
+clock is read here, in the ingest layer, and handed to the sans-IO tracker as ``now``.
+
+Crash safety: a call is saved when it ends; its spool is finished before the next packet
+is read. After a crash (kill -9) `recover_spools` finishes the spools of calls that were
+still open: their call rows are kept (or made) as ``in_progress`` and their audio is
+queued as a partial recording. SIGTERM instead ends the loop and flushes every open call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.db import connections, transaction
+
+from callscope.audio.spool import done_path, read_spool_file
+from callscope.core import Datagram
+from callscope.ingest import encoder
+from callscope.ingest.pipeline import Recorder, unfinished_spools
+from callscope.store.models import Call, CaptureSample, Recording
+
+log = logging.getLogger(__name__)
+
+SECOND = 1_000_000_000
+
+
+class PacketSource(Protocol):
+    """What the daemon reads: the live interface, the HEP and SIPREC listeners."""
+
+    def read_batch(self, timeout_s: float) -> list[Datagram]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class SourceHealth:
+    """Counters the daemon samples from a source (kernel drops for an interface)."""
+
+    packets: int = 0
+    bytes: int = 0
+    kernel_drops: int = 0
+    app_drops: int = 0
+
+
+class CaptureDaemon:
+    """Runs one source into one recorder (see the module docstring)."""
+
+    def __init__(
+        self,
+        source: PacketSource,
+        recorder: Recorder,
+        *,
+        name: str,
+        kind: str,
+        health: Callable[[], SourceHealth] | None = None,
+        sample_seconds: int = 60,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.source = source
+        self.recorder = recorder
+        self.name = name
+        self.kind = kind
+        self.health = health or SourceHealth
+        self.sample_seconds = sample_seconds
+        self.clock = clock
+        self.stopping = False
+        now = clock()
+        self._next_expire = now + SECOND
+        self._next_sample = now + sample_seconds * SECOND
+        self._last = self.health()
+        self._calls_at_sample = 0
+
+    def process_one_batch(self, timeout_s: float = 0.2) -> int:
+        """Read and record what is ready; returns the number of datagrams handled."""
+        batch = self.source.read_batch(timeout_s)
+        if batch:
+            self.recorder.feed(batch)
+        now = self.clock()
+        if now >= self._next_expire:
+            self.recorder.expire(now)
+            self._next_expire = now + SECOND
+        if now >= self._next_sample:
+            self.write_sample(now)
+            self._next_sample = now + self.sample_seconds * SECOND
+        return len(batch)
+
+    def write_sample(self, now: int) -> CaptureSample:
+        current = self.health()
+        last, self._last = self._last, current
+        ended = self.recorder.stats.calls - self._calls_at_sample
+        self._calls_at_sample = self.recorder.stats.calls
+        return CaptureSample.objects.create(
+            source=self.name,
+            kind=self.kind,
+            at=dt.datetime.fromtimestamp(now / SECOND, tz=dt.UTC),
+            seconds=self.sample_seconds,
+            packets=max(0, current.packets - last.packets),
+            bytes=max(0, current.bytes - last.bytes),
+            kernel_drops=max(0, current.kernel_drops - last.kernel_drops),
+            app_drops=max(0, current.app_drops - last.app_drops),
+            calls_in_progress=self.recorder.tracker.open_calls,
+            calls_ended=ended,
+            spool_backlog=Recording.objects.filter(state=Recording.State.PENDING).count(),
+            anomalies=sum(self.recorder.tracker.anomalies().values()),
+        )
+
+    def run(self) -> None:
+        """Loop until `stop` (SIGTERM/SIGINT), then flush every open call."""
+        try:
+            while not self.stopping:
+                self.process_one_batch()
+        finally:
+            self.shutdown()
+
+    def stop(self, *_args: Any) -> None:
+        self.stopping = True
+
+    def shutdown(self) -> None:
+        self.recorder.finish()
+        self.write_sample(self.clock())
+        self.source.close()
+
+
+def install_signal_handlers(daemon: CaptureDaemon) -> None:
+    signal.signal(signal.SIGTERM, daemon.stop)
+    signal.signal(signal.SIGINT, daemon.stop)
+
+
+def recover_spools(source: str = "live") -> int:
+    """Finish the spools a crashed recorder left open; returns how many were queued."""
+    recovered = 0
+    for path in unfinished_spools():
+        try:
+            spool = read_spool_file(path)
+        except OSError as exc:
+            log.warning("cannot read spool %s: %s", path, exc)
+            continue
+        call_id = spool.header.call_ref
+        started = dt.datetime.fromtimestamp(spool.header.started_ns / SECOND, tz=dt.UTC)
+        finished = done_path(path)
+        path.replace(finished)
+        with transaction.atomic():
+            call = Call.objects.filter(call_id=call_id, started_at=started).first()
+            if call is None:
+                call = Call.objects.create(
+                    call_id=call_id,
+                    conversation_id=call_id,
+                    source=source,
+                    started_at=started,
+                    result="in_progress",
+                    record={"anomalies": [{"kind": "recorder.crashed", "count": 1}]},
+                    anomaly_count=1,
+                )
+            Recording.objects.update_or_create(
+                call=call,
+                defaults={
+                    "state": Recording.State.PENDING,
+                    "spool_path": str(finished),
+                    "claimed_at": None,
+                    "attempts": 0,
+                },
+            )
+        recovered += 1
+    if recovered:
+        log.warning("finished %d spools left by an interrupted recorder", recovered)
+    return recovered
+
+
+def _encoder_loop(stop: Any) -> None:
+    connections.close_all()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    while not stop.is_set():
+        if encoder.process_one() is None:
+            stop.wait(1.0)
+
+
+class EncoderPool:
+    """Encoder worker processes beside the capture loop: capture never waits for encoding."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self.stop_event = context.Event()
+        connections.close_all()
+        self.processes = [
+            context.Process(target=_encoder_loop, args=(self.stop_event,), daemon=True)
+            for _ in range(workers)
+        ]
+        for process in self.processes:
+            process.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
