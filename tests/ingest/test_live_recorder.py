@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -100,9 +101,8 @@ def rows(data_dir: Path, sql: str) -> list[tuple]:
 @pytest.mark.network
 @pytest.mark.slow
 def test_sipp_calls_are_recorded_live(namespace, tmp_path):  # noqa: F811
-    for tool in ("sipp",):
-        if not subprocess.run(["which", tool], capture_output=True).returncode == 0:
-            pytest.fail(f"{tool} is missing (scripts/system-deps.sh installs it)")
+    if shutil.which("sipp") is None:
+        pytest.fail("sipp is missing (scripts/system-deps.sh installs it)")
     data = tmp_path / "data"
     recorder = start_recorder(namespace, data)
     uas = answer_calls(namespace, tmp_path)
