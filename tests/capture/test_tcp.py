@@ -217,3 +217,60 @@ def test_fuzz_segments_never_raise_and_stay_bounded(
             assert isinstance(message, bytes)
         assert len(tcp) <= 2
         assert all(s.pending_bytes <= 1024 + 400 for s in tcp._streams.values())
+
+
+def test_memory_bound_over_all_streams() -> None:
+    tcp = TcpReassembler(max_total=10_000)
+    partial = INVITE[:-10]  # Content-Length says more is coming: the framer holds it
+    for port in range(5):
+        tcp.push(AT + port, port, ISN, 0x02, b"")
+        assert tcp.push(AT + port, port, ISN + 1, 0x18, partial * 1) == []
+        tcp.push(AT + port, port, ISN + 1 + len(partial), 0x18, b"x" * 3000)
+    assert tcp.held_bytes <= 10_000
+    assert tcp.counters.evicted >= 2
+    assert len(tcp) <= 3
+
+
+def test_segments_of_rejected_streams_skip_the_duplicate_check() -> None:
+    http = b"GET / HTTP/1.1\r\nHost: example\r\n\r\n"
+    frames = [seg(ISN, flags="S"), seg(ISN + 1, http)]
+    frames += [seg(ISN + 1 + len(http) + 100 * i, b"d" * 100) for i in range(50)]
+    messages, pipeline = run(frames)
+    assert messages == []
+    assert pipeline.counters.tcp_segments == 52
+    assert len(pipeline.dedup) == 2  # the SYN and the first payload only
+
+
+def test_picked_up_stream_set_aside_then_revived() -> None:
+    # a quiet connection seen mid-way: 70 kB of something else, then SIP
+    frames = [seg(5000 + 1400 * i, b"z" * 1400) for i in range(50)]
+    after = 5000 + 1400 * 50
+    frames += [seg(after, INVITE), seg(after + len(INVITE), BYE)]
+    messages, pipeline = run(frames)
+    assert messages == [INVITE, BYE]
+    assert pipeline.tcp.counters.non_sip_streams == 1
+    assert pipeline.tcp.counters.revived == 1
+
+
+def test_picked_up_stream_starting_inside_a_message() -> None:
+    # the capture starts in the middle of the INVITE; the next message comes in the same
+    # segment as the INVITE's end: the framer finds the boundary
+    frames = [seg(7000, INVITE[300:] + BYE), seg(7000 + len(INVITE) - 300 + len(BYE), INVITE)]
+    messages, _pipeline = run(frames)
+    assert messages == [BYE, INVITE]
+
+
+def test_picked_up_tls_stream_is_set_aside_for_good() -> None:
+    record = b"\x17\x03\x03\x00\x20" + b"\x8f" * 32
+    frames = [seg(9000, record), seg(9000 + len(record), INVITE)]
+    messages, pipeline = run(frames)
+    assert messages == []
+    assert pipeline.tcp.counters.tls_streams == 1
+
+
+def test_offloaded_segment_with_total_length_zero() -> None:
+    # captured on the sending host with TSO: IPv4 Total Length 0
+    frame = bytearray(seg(ISN + 1, INVITE))
+    frame[16:18] = b"\0\0"
+    messages, _pipeline = run([seg(ISN, flags="S"), bytes(frame)])
+    assert messages == [INVITE]

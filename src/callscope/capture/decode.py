@@ -235,6 +235,10 @@ def ipv4_packet(frame: bytes, at: int) -> IpPacket:
         raise MalformedFrameError("ipv4.header")
     vihl, _tos, total, ident, flags, _ttl, proto = _IPV4.unpack_from(frame, at)
     ihl = (vihl & 0x0F) * 4
+    if total == 0 and len(frame) >= at + ihl:
+        # a segmentation-offloaded packet captured on its sender (TSO/GSO) has Total
+        # Length 0: it extends to the end of the frame (as Wireshark assumes)
+        total = len(frame) - at
     if vihl >> 4 != 4 or ihl < 20 or total < ihl:
         raise MalformedFrameError("ipv4.header")
     end = at + total

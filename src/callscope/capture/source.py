@@ -25,6 +25,8 @@ from typing import Any, BinaryIO
 from callscope.capture.decode import (
     IPPROTO_TCP,
     IPPROTO_UDP,
+    TCP_FIN,
+    TCP_RST,
     IpPacket,
     MalformedFrameError,
     format_ip,
@@ -347,11 +349,15 @@ class PacketPipeline:
         counters = self.counters
         segment = tcp_segment(l4)
         flow = ip.src + ip.dst + l4[:4]
+        key = (flow, vlan)
+        if not segment.flags & (TCP_FIN | TCP_RST) and self.tcp.rejected(key, at, segment.payload):
+            counters.tcp_segments += 1  # a stream already judged not SIP: no more work
+            return []
         if seen is not None and seen((ip.tag, flow, IPPROTO_TCP, l4), at):
             counters.duplicates += 1
             return []
         counters.tcp_segments += 1
-        messages = self.tcp.push(at, (flow, vlan), segment.seq, segment.flags, segment.payload)
+        messages = self.tcp.push(at, key, segment.seq, segment.flags, segment.payload)
         if not messages:
             return []
         counters.tcp_messages += len(messages)
