@@ -128,6 +128,10 @@ def test_the_whole_workflow_through_the_pages(operator, manager, call_with_audio
     assert export.detail["package_sha256"] == evidence.package_sha256
     page = admin.get(reverse("accounts:evidence", args=[evidence.pk])).content.decode()
     assert "保全の解除" in page and "兵庫県警察" in page
+    assert "0783215678" in page  # the manager sees the full number, and that is audited
+    shown = AuditEntry.objects.filter(action="number_view", actor=manager).last()
+    assert shown.detail == {"targets": [f"call:{call.pk}"]}
+    assert not AuditEntry.objects.filter(action="number_view", actor=operator).exists()
 
 
 def test_nobody_approves_their_own_request(call_with_audio):

@@ -20,6 +20,7 @@ from callscope.accounts import actions
 from callscope.accounts.access import (
     client_address,
     get_call_for_user,
+    record_numbers_shown,
     require_manager,
     require_staff,
     show_number,
@@ -68,6 +69,7 @@ def evidence_new(request: HttpRequest, call_id: int) -> HttpResponse:
         else:
             messages.success(request, _("The request was sent to the manager."))
             return redirect("accounts:evidence", evidence_id=created.pk)
+    record_numbers_shown(request, [f"call:{call.pk}"])
     context = {
         "form": form,
         "call": call,
@@ -84,6 +86,7 @@ def evidence_detail(request: HttpRequest, evidence_id: int) -> HttpResponse:
         Q(target=f"evidence:{evidence.pk}")
         | Q(target=f"hold:{evidence.hold_id}", action__in=["hold_place", "hold_release"])
     ).order_by("sequence")
+    record_numbers_shown(request, [f"call:{evidence.call_id}"])
     may_decide = user.is_manager and evidence.requested_by_id != user.pk
     context = {
         "evidence": evidence,

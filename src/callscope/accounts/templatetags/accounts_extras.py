@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
@@ -15,3 +16,9 @@ register = template.Library()
 def action_label(action: str) -> Any:
     """The translated label of an audit action (the action name if unknown)."""
     return ACTIONS.get(action, action)
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """An audit entry's detail as compact JSON (Japanese kept readable)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
