@@ -1,6 +1,6 @@
-"""`callscope serve`: the console behind gunicorn (and, as later issues add them, the
-scheduler jobs). Creates the first manager when there is none and prints its one-time
-password."""
+"""`callscope serve`: the console behind gunicorn, plus a background process for the
+scheduled housekeeping (retention) and recording encoders. Creates the first manager when
+there is none and prints its one-time password."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from callscope.accounts.onboarding import ensure_first_manager
+from callscope.ingest.scheduler import Background
 from callscope.ingest.webserver import ConsoleServer
 
 
@@ -19,6 +20,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default=None, help="address:port (CALLSCOPE_BIND)")
+        parser.add_argument(
+            "--no-encoder", action="store_true", help="leave encoding to other processes"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         created = ensure_first_manager()
@@ -34,4 +38,8 @@ class Command(BaseCommand):
         bind = options["bind"] or settings.CALLSCOPE_BIND
         self.stdout.write(f"callscope console on http://{bind}/")
         self.stdout.flush()
-        ConsoleServer(bind=bind).run()
+        background = Background(encode=not options["no_encoder"])
+        try:
+            ConsoleServer(bind=bind).run()
+        finally:
+            background.close()
