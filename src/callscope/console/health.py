@@ -148,10 +148,10 @@ def _capture_warnings(now: dt.datetime) -> list[str]:
         .filter(drops__gt=0)
         .order_by("source")
     )
-    for row in drops:
+    for dropped in drops:
         messages.append(
             _("Capture source %(source)s dropped %(drops)s packets in the last minutes.")
-            % {"source": row["source"], "drops": row["drops"]}
+            % {"source": dropped["source"], "drops": dropped["drops"]}
         )
     silent = (
         CaptureSample.objects.filter(at__gte=now - dt.timedelta(days=1), at__lte=now)
@@ -160,10 +160,10 @@ def _capture_warnings(now: dt.datetime) -> list[str]:
         .filter(last__lt=recent)
         .order_by("source")
     )
-    for row in silent:
+    for quiet in silent:
         messages.append(
             _("Capture source %(source)s has not reported for %(minutes)s minutes.")
-            % {"source": row["source"], "minutes": _minutes_since(row["last"], now)}
+            % {"source": quiet["source"], "minutes": _minutes_since(quiet["last"], now)}
         )
     return messages
 
