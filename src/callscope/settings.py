@@ -7,6 +7,7 @@ local audio store under ``CALLSCOPE_DATA_DIR``, console on 127.0.0.1.
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import sys
 from pathlib import Path
@@ -438,6 +439,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+# plotly.js served from the installed plotly package (air-gapped: no CDN, no copy in the repo)
+_PLOTLY = importlib.util.find_spec("plotly")  # a dependency; found without importing it
+STATICFILES_DIRS = (
+    [("plotly", Path(_PLOTLY.origin).parent / "package_data")] if _PLOTLY and _PLOTLY.origin else []
+)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
