@@ -159,7 +159,12 @@ class Recorder:
         probe: str = "",
         tracker_config: TrackerConfig | None = None,
         on_call: Callable[[Call, dict[str, Any]], None] | None = None,
+        batch: int = 1,
     ) -> None:
+        """``batch`` > 1 saves ended calls in transactions of that many (imports); a live
+        recorder keeps 1 so that a call is committed the moment it ends."""
+        self.batch = batch
+        self.ended: list[CallRecord] = []
         self.sink = SpoolSink(spool_dir(), run_id) if record_audio else None
         self.tracker = CallTracker(tracker_config, media_sink=self.sink)
         self.probe = probe
@@ -181,10 +186,12 @@ class Recorder:
 
     def expire(self, now: int) -> None:
         self.handle(self.tracker.expire(now))
+        self.flush()
 
     def finish(self) -> None:
         """End of input: open calls are saved as in progress."""
         self.handle(self.tracker.finish())
+        self.flush()
         if self.sink is not None:
             self.sink.close()
 
@@ -194,29 +201,39 @@ class Recorder:
                 if self.sink is not None:
                     self.sink.start(event.call_key, event.at, event.call_id)
             elif isinstance(event, CallEnded):
-                self.save(event.record)
+                self.ended.append(event.record)
+                if len(self.ended) >= self.batch:
+                    self.flush()
 
-    def save(self, record: CallRecord) -> Call:
+    def flush(self) -> None:
+        """Save the ended calls not saved yet, in one transaction."""
+        if not self.ended:
+            return
+        records, self.ended = self.ended, []
+        with transaction.atomic():
+            saved = [self._save(record) for record in records]
+        for call, contract, record, queued in saved:
+            self.stats.calls += 1
+            self.stats.recordings_queued += queued
+            self.stats.by_result[record.result] = self.stats.by_result.get(record.result, 0) + 1
+            if self.on_call is not None:
+                self.on_call(call, contract)
+
+    def _save(self, record: CallRecord) -> tuple[Call, dict[str, Any], CallRecord, int]:
         contract = record.to_contract()
         spool = self.sink.take(record.call_key) if self.sink is not None else None
         started = parse_time_ns(record.started_at)
-        with transaction.atomic():
-            previous = Call.objects.filter(call_id=record.call_id, started_at=started).first()
-            replaced = rollups.leg_values(previous) if previous is not None else None
-            call = save_call(
-                contract,
-                ladder=[entry.to_dict() for entry in record.ladder],
-                placement=placement_of(record),
-                probe=self.probe,
-            )
-            rollups.apply_call(call, replaced=replaced)
-            queued = self._queue_recording(call, record, spool)
-        self.stats.calls += 1
-        self.stats.recordings_queued += queued
-        self.stats.by_result[record.result] = self.stats.by_result.get(record.result, 0) + 1
-        if self.on_call is not None:
-            self.on_call(call, contract)
-        return call
+        previous = Call.objects.filter(call_id=record.call_id, started_at=started).first()
+        replaced = rollups.leg_values(previous) if previous is not None else None
+        call = save_call(
+            contract,
+            ladder=[entry.to_dict() for entry in record.ladder],
+            placement=placement_of(record),
+            probe=self.probe,
+        )
+        rollups.apply_call(call, replaced=replaced)
+        queued = self._queue_recording(call, record, spool)
+        return call, contract, record, queued
 
     def _queue_recording(self, call: Call, record: CallRecord, spool: Path | None) -> int:
         status = record.recording_status

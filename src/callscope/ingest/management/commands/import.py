@@ -50,7 +50,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         audio = not options["no_audio"]
-        recorder = Recorder(run_id=run_id_for("import"), record_audio=audio, probe=options["probe"])
+        recorder = Recorder(
+            run_id=run_id_for("import"), record_audio=audio, probe=options["probe"], batch=200
+        )
         ids: list[int] = []
         recorder.on_call = lambda call, _contract: ids.append(call.pk)
         failures = 0
