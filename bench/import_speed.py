@@ -55,7 +55,7 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
 
 
 def tshark_counts(output: str) -> tuple[int, int]:
-    invites = re.search(r"^\s*INVITE\s+(\d+)", output, re.M)
+    invites = re.search(r"^\s*INVITE\s+:\s+(\d+) Packets", output, re.M)
     streams = len(re.findall(r"^\s+\d+\.\d+\s+\d+\.\d+\s+\S+\s+\d+", output, re.M))
     return (int(invites.group(1)) if invites else 0), streams
 
