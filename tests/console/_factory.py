@@ -12,9 +12,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from callscope.accounts.models import Role, User
-from callscope.audio.crypto import encrypt, new_data_key, wrap_key
+from callscope.audio.crypto import encrypt, new_data_key
 from callscope.audio.opus import encode_stereo
 from callscope.audio.peaks import peaks_fixed_count
+from callscope.store import recordings
 from callscope.store.audiostore import get_audio_store, object_key
 from callscope.store.calls import Placement, save_call
 from callscope.store.masking import pseudonym
@@ -133,10 +134,11 @@ def attach_recording(
     left, right = tone_pcm(seconds, ring=ring)
     encoded = encode_stereo(left, right, RATE)
     data_key = new_data_key()
-    key_id = f"rec-{call.pk}"
-    container = encrypt(encoded.data, data_key, key_id=key_id, chunk_size=chunk_size)
-    key = object_key(call.started_at, f"{key_id}.ogg.enc")
+    name = f"{call.pk}-test.ogg.enc"
+    container = encrypt(encoded.data, data_key, key_id=name, chunk_size=chunk_size)
+    key = object_key(call.started_at, name)
     get_audio_store().put(key, container)
+    key_id, wrapped = recordings.wrap(data_key, name)
     peaks = peaks_fixed_count(np.stack([left, right], axis=1), RATE, buckets=500)
     Recording.objects.update_or_create(
         call=call,
@@ -150,8 +152,7 @@ def attach_recording(
             "sample_rate": RATE,
             "pcm_sha256": encoded.pcm_sha256,
             "key_id": key_id,
-            "wrapped_key": wrap_key(data_key, settings.AUDIO_MASTER_KEY, "master-1",
-                                    data_key_id=key_id),
+            "wrapped_key": wrapped,
             "peaks": b"".join(peaks.channels),
             "encoded_at": timezone.now(),
         },

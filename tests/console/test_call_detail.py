@@ -78,3 +78,15 @@ def test_english_on_request(operator_client, transferred):
     operator_client.post(reverse("console:set_language"), {"language": "en", "next": "/"})
     html = operator_client.get(reverse("console:call_detail", args=[first.pk])).content.decode()
     assert 'lang="en"' in html and "Waiting time" in html
+
+
+def test_long_waveforms_are_reduced_to_an_overview():
+    from callscope.console.calls import overview_peaks
+
+    caller = bytes([1, 2, 3, 4] * 1000)  # 4000 buckets
+    callee = bytes([9, 0, 0, 0] * 1000)
+    reduced = overview_peaks(caller + callee, 2, limit=1000)
+    assert len(reduced) == 2000
+    assert reduced[:1000] == bytes([4] * 1000) and reduced[1000:] == bytes([9] * 1000)
+    short = bytes(range(10))
+    assert overview_peaks(short, 2, limit=1000) == short

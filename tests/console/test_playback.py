@@ -74,18 +74,18 @@ def test_open_and_suffix_ranges(listener_client, recorded):
 
 
 def test_only_the_chunks_covering_the_range_are_read(listener_client, recorded, monkeypatch):
+    from callscope.store.audiostore import get_audio_store
+
     call, plain = recorded
+    store = get_audio_store()
     reads = []
-    real = crypto.decrypt_range
+    real = store.read_at
 
-    def spy(read_at, start, end, key):
-        def counting(offset, length):
-            reads.append((offset, length))
-            return read_at(offset, length)
+    def counting(key, offset, length):
+        reads.append((offset, length))
+        return real(key, offset, length)
 
-        return real(counting, start, end, key)
-
-    monkeypatch.setattr("callscope.console.playback.decrypt_range", spy)
+    monkeypatch.setattr(store, "read_at", counting)
     response = listener_client.get(_url(call), HTTP_RANGE="bytes=5000-5099")
     assert response.content == plain[5000:5100]
     chunk_reads = [r for r in reads if r[0] > 0]

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -264,16 +265,35 @@ def _record_lists(call: Call) -> dict[str, Any]:
     return {"dtmf": dtmf, "transfer": transfer, "related": related, "anomalies": anomalies}
 
 
+#: the waveform strip needs no more buckets per channel than a wide screen has pixels
+OVERVIEW_BUCKETS = 1600
+
+
+def overview_peaks(peaks: bytes, channels: int, limit: int = OVERVIEW_BUCKETS) -> bytes:
+    """Channel-major peak bytes reduced to at most ``limit`` buckets per channel (the
+    loudest of each group), so an hour-long call does not put 140 KB into the page."""
+    per = len(peaks) // max(1, channels)
+    if per <= limit:
+        return peaks
+    group = -(-per // limit)
+    count = -(-per // group)
+    table = np.zeros((channels, count * group), dtype=np.uint8)
+    table[:, :per] = np.frombuffer(peaks[: per * channels], dtype=np.uint8).reshape(channels, per)
+    reduced: bytes = table.reshape(channels, count, group).max(axis=2).tobytes()
+    return reduced
+
+
 def _player(call: Call, recording: Recording | None) -> dict[str, Any] | None:
     if recording is None or recording.status not in LISTENABLE:
         return None
     if recording.state != Recording.State.DONE or recording.deleted_at or not recording.storage_key:
         return None
-    peaks = bytes(recording.peaks or b"")
+    channels = recording.channels or 2
+    peaks = overview_peaks(bytes(recording.peaks or b""), channels)
     return {
         "url": reverse("console:call_audio", args=[call.pk]),
         "peaks": base64.b64encode(peaks).decode("ascii"),
-        "channels": recording.channels or 2,
+        "channels": channels,
         "duration": recording.duration_seconds or 0,
     }
 

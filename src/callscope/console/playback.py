@@ -1,5 +1,6 @@
 """Playback of a recording through HTTP range requests (RFC 9110 14), decrypting only the
-container chunks that cover the requested bytes (`callscope.audio.crypto.decrypt_range`).
+container chunks that cover the requested bytes (`callscope.store.recordings.OpenRecording`,
+the one place that unwraps data keys).
 
 Only users with the audio right get the recording (`get_recording_for_listening`): others
 get 403, and 404 when the call has no audio; their call page shows no player and no URL.
@@ -15,16 +16,15 @@ import logging
 import re
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from callscope.accounts.access import get_recording_for_listening, note_playback
-from callscope.audio.crypto import WrappedKey, decrypt_range, read_header, unwrap_key
 from callscope.audio.errors import AudioError
-from callscope.store.audiostore import AudioStoreError, get_audio_store
+from callscope.store.audiostore import AudioStoreError
 from callscope.store.models import Recording
+from callscope.store.recordings import OpenRecording
 
 #: an open-ended range (``bytes=0-``, what media elements send) is answered with at most
 #: this much; the browser asks for the rest as it plays
@@ -77,13 +77,6 @@ def parse_range(header: str, size: int, *, cap: int = MAX_RANGE_BYTES) -> ByteRa
     return ByteRange(start, end)
 
 
-def data_key(recording: Recording) -> bytes:
-    """The recording's data key, unwrapped with the configured master key."""
-    wrapped = bytes(recording.wrapped_key or b"")
-    master_id = WrappedKey.parse(wrapped).master_key_id
-    return unwrap_key(wrapped, {master_id: settings.AUDIO_MASTER_KEY}, data_key_id=recording.key_id)
-
-
 @login_required
 @require_GET
 def call_audio(request: HttpRequest, call_id: int) -> HttpResponse:
@@ -91,16 +84,12 @@ def call_audio(request: HttpRequest, call_id: int) -> HttpResponse:
     recording = get_recording_for_listening(request, call_id)
     if recording.status not in LISTENABLE or recording.state != Recording.State.DONE:
         raise Http404
-    store = get_audio_store()
-
-    def read_at(offset: int, length: int) -> bytes:
-        return store.read_at(recording.storage_key, offset, length)
-
     try:
-        size = read_header(read_at).plaintext_length
+        opened = OpenRecording(recording)
+        size = opened.length
         wanted = parse_range(request.headers.get("Range", ""), size)
         part = wanted or ByteRange(0, size - 1)
-        body = decrypt_range(read_at, part.start, part.end + 1, data_key(recording))
+        body = opened.read(part.start, part.end + 1)
     except RangeNotSatisfiable:
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
