@@ -108,6 +108,13 @@ def test_filter_by_section_and_side():
     assert found(unit=str(sec.pk)) == {a.pk, b.pk}
     assert found(unit=str(sec.pk), side="callee") == {a.pk}
     assert found(unit=str(ward.pk), side="caller") == {b.pk}  # the ward includes its sections
+    # the dashboards' matrix drill-down: both sides at once, dates as from/to
+    Call.objects.filter(pk=b.pk).update(callee_unit=ward)
+    assert found(caller_unit=str(sec.pk), callee_unit=str(ward.pk)) == {b.pk}
+    assert (
+        found(caller_unit=str(sec.pk), callee_unit=str(ward.pk), **{"from": "2024-05-02"}) == set()
+    )
+    assert found(caller_unit=str(ward.pk), **{"from": "2024-05-01", "to": "2024-05-02"}) == {b.pk}
 
 
 @pytest.mark.django_db

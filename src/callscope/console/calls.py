@@ -40,7 +40,7 @@ from callscope.console.search import (
     page_of,
 )
 from callscope.console.templatetags.console import seconds, shown_number
-from callscope.store.models import Call, Direction, LegalHold, Recording, Result
+from callscope.store.models import Call, Direction, LegalHold, OrgUnit, Recording, Result
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,15 @@ def _filters(form: SearchForm) -> dict[str, Any]:
     }
 
 
+def _unit_pair(data: dict[str, Any]) -> tuple[str, str] | None:
+    """Names of the caller and callee units of a matrix drill-down, if the search is one."""
+    caller, callee = data.get("caller_unit"), data.get("callee_unit")
+    if not caller and not callee:
+        return None
+    names = dict(OrgUnit.objects.filter(pk__in=[caller, callee]).values_list("pk", "name"))
+    return names.get(caller or 0, "*"), names.get(callee or 0, "*")
+
+
 def _query(request: HttpRequest, **changes: str | None) -> str:
     """The current query string without paging cursors, with ``changes`` applied."""
     params = request.GET.copy()
@@ -134,6 +143,7 @@ def search(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     context: dict[str, Any] = {"form": form, "searched": False}
     if form.is_valid():
+        context["pair"] = _unit_pair(form.cleaned_data)
         data = form.cleaned_data
         sort = data.get("sort") or "-started"
         calls = (

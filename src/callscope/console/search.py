@@ -5,6 +5,13 @@ the sort order, so page 1,000 costs what page 1 costs. The default order (newest
 walks the ``call_started_desc`` index (started_at DESC, id DESC); the other orders are
 tie-broken by id. A cursor names the last (or first) row of a page as ``<value>_<id>``.
 
+The search is addressable by URL (the dashboards' matrix links to it): ``start``/``end`` (Japan
+time, ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM``, end exclusive; ``from``/``to`` are accepted as
+aliases), ``unit`` with ``side`` (caller, callee or either), ``caller_unit`` and
+``callee_unit`` (both sides at once, a unit includes its sections), ``number``,
+``direction``, ``result``, ``talk_min``/``talk_max``, ``wait_min``/``wait_max`` (seconds),
+``recording`` and ``dtmf`` (yes/no), ``sort``.
+
 Phone numbers are searched through their keyed pseudonym (`callscope.store.masking`), which is
 indexed on both parties and never shows the number: users without the full-number right
 search by number and still see it masked.
@@ -125,6 +132,8 @@ SORTS: dict[str, SortKey] = {
 COLUMN_SORTS = {"started": ("-started", "started"), "talk": ("-talk", "talk"),
                 "wait": ("-wait", "wait")}  # fmt: skip
 
+#: query-string names other pages may use for the period
+_ALIASES = {"from": "start", "to": "end"}
 YES_NO = [("", _("Any")), ("yes", _("Yes")), ("no", _("No"))]
 SIDES = [("", _("Caller or callee")), ("caller", _("Caller")), ("callee", _("Callee"))]
 
@@ -179,14 +188,21 @@ class SearchForm(forms.Form):
     wait_max = _seconds_field(_("Waiting time to (s)"))
     recording = forms.ChoiceField(label=_("Recording"), required=False, choices=YES_NO)
     dtmf = forms.ChoiceField(label=_("DTMF"), required=False, choices=YES_NO)
+    caller_unit = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    callee_unit = forms.IntegerField(required=False, widget=forms.HiddenInput)
     sort = forms.ChoiceField(
         label=_("Order"),
         required=False,
         choices=[(key, sort.label) for key, sort in SORTS.items()],
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        if data is not None and any(alias in data for alias in _ALIASES):
+            data = data.copy()
+            for alias, name in _ALIASES.items():
+                if alias in data and not data.get(name):
+                    data[name] = data[alias]
+        super().__init__(data, *args, **kwargs)
         unit = self.fields["unit"]
         assert isinstance(unit, forms.ChoiceField)
         unit.choices = unit_choices()
@@ -244,6 +260,9 @@ def filter_calls(data: dict[str, Any], *, now: dt.datetime | None = None) -> Que
         }
         side = data.get("side") or ""
         qs = qs.filter(sides.get(side, sides["caller"] | sides["callee"]))
+    for name in ("caller_unit", "callee_unit"):
+        if data.get(name):
+            qs = qs.filter(**{f"{name}_id__in": _unit_ids(int(data[name]))})
     if data.get("number"):
         token = pseudonym(data["number"], settings.PSEUDONYM_KEY)
         qs = qs.filter(Q(caller_pseudonym=token) | Q(callee_pseudonym=token))
