@@ -13,7 +13,8 @@ For each file:
   * callscope reader only (`open_capture`);
   * callscope `read_file` (reader + decode + duplicate check + Datagram), and without
     duplicate suppression;
-One process, one thread, CPU time (time.process_time), best of N: the figures are per core.
+One process, one thread, CPU time (time.process_time), best of N runs taken in turns: the
+figures are per core.
 """
 
 from __future__ import annotations
@@ -76,13 +77,16 @@ def decode(path: Path, config: CaptureConfig | None = None) -> int:
     return counters.packets
 
 
-def best(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
-    times, count = [], 0
+def interleaved(variants: dict[str, Callable[[], int]], repeat: int) -> dict[str, float]:
+    """Best CPU time of each variant, the variants taking turns (load bursts from other
+    processes then hit every variant alike)."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeat):
-        start = time.process_time()
-        count = fn()
-        times.append(time.process_time() - start)
-    return min(times), count
+        for name, fn in variants.items():
+            start = time.process_time()
+            fn()
+            times[name].append(time.process_time() - start)
+    return {name: min(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -93,17 +97,19 @@ def main() -> None:
     for path in args.files:
         packets = reader_only(path)
         print(f"{path.name}: {packets} packets")
-        peer, _ = best(lambda p=path: struct_slice(p), args.repeat)
-        rows = [
-            ("peer struct+slice (no objects)", peer),
-            ("callscope reader only", best(lambda p=path: reader_only(p), args.repeat)[0]),
-            ("callscope read+decode to Datagram", best(lambda p=path: decode(p), args.repeat)[0]),
-            (
-                "  ... without duplicate check",
-                best(lambda p=path: decode(p, CaptureConfig(dedup_window_ns=0)), args.repeat)[0],
-            ),
-        ]
-        for name, seconds in rows:
+        results = interleaved(
+            {
+                "peer struct+slice (no objects)": lambda p=path: struct_slice(p),
+                "callscope reader only": lambda p=path: reader_only(p),
+                "callscope read+decode to Datagram": lambda p=path: decode(p),
+                "  ... without duplicate check": lambda p=path: decode(
+                    p, CaptureConfig(dedup_window_ns=0)
+                ),
+            },
+            args.repeat,
+        )
+        peer = results["peer struct+slice (no objects)"]
+        for name, seconds in results.items():
             print(
                 f"  {name:38s} {packets / seconds:>10,.0f} pkt/s"
                 f"  {seconds / packets * 1e6:6.2f} us/pkt  x{peer / seconds:5.2f} of peer"

@@ -62,7 +62,14 @@ class DuplicateFilter:
         """Forget entries older than the window at ``now``; return the next sweep size."""
         table = self.table
         limit = now - self.window_ns
-        for digest in [digest for digest, at in table.items() if at < limit]:
+        # dicts keep insertion order: the oldest entries are at the front (packet times may
+        # step back a little across merged interfaces; such stragglers wait a sweep more)
+        stale = []
+        for digest, at in table.items():
+            if at >= limit:
+                break
+            stale.append(digest)
+        for digest in stale:
             del table[digest]
         if len(table) > self.max_entries:
             table.clear()

@@ -168,29 +168,31 @@ class CaptureFile:
         n = len(buf)
         section: PcapngSection | None = None
         unset = PcapngSection("<")  # until the first section header: nothing matches
-        header, epb, u32, interfaces = unset.header, unset.epb, unset.u32, unset.interfaces
+        header_epb, u32, interfaces = unset.header_epb, unset.u32, unset.interfaces
         try:
             while True:
-                if n - pos >= 12 and section is not None:
-                    btype, blen = header(buf, pos)
-                    if btype == EPB and 32 <= blen <= n - pos and not blen & 3:
-                        # interface, timestamp (upper, lower), captured and original length
-                        iface, high, low, cap, orig = epb(buf, pos + 8)
-                        if (
-                            cap <= blen - 32
-                            and iface < len(interfaces)
-                            and u32(buf, pos + blen - 4)[0] == blen
-                        ):
-                            linktype, mult, div, offset, _snap = interfaces[iface]
-                            start = pos + 28
-                            last_at = ((high << 32 | low) * mult) // div + offset
-                            records += 1
-                            pos += blen
-                            yield (last_at, linktype, buf[start : start + cap], orig)
-                            continue
+                if n - pos >= 28 and section is not None:
+                    # type, length, interface, timestamp (upper, lower), captured and
+                    # original length
+                    btype, blen, iface, high, low, cap, orig = header_epb(buf, pos)
+                    if (
+                        btype == EPB
+                        and 32 <= blen <= n - pos
+                        and not blen & 3
+                        and cap <= blen - 32
+                        and iface < len(interfaces)
+                        and u32(buf, pos + blen - 4)[0] == blen
+                    ):
+                        linktype, mult, div, offset, _snap = interfaces[iface]
+                        start = pos + 28
+                        last_at = ((high << 32 | low) * mult) // div + offset
+                        records += 1
+                        pos += blen
+                        yield (last_at, linktype, buf[start : start + cap], orig)
+                        continue
                 if n - pos >= 12:
                     section = section_at(buf, pos, section)
-                    header, epb, u32 = section.header, section.epb, section.u32
+                    header_epb, u32 = section.header_epb, section.u32
                     interfaces = section.interfaces
                     blen = section.block_length(buf, pos)
                     if n - pos >= blen:

@@ -44,11 +44,11 @@ class PcapngSection:
         self._u16x2 = struct.Struct(order + "HH").unpack_from
         #: Enhanced Packet Block fields after the block header (4.3)
         self.epb = struct.Struct(order + "IIIII").unpack_from
+        #: block type and length, then the Enhanced Packet Block fields, in one read
+        self.header_epb = struct.Struct(order + "IIIIIII").unpack_from
         self._pb = struct.Struct(order + "HHIIII").unpack_from
         self._idb = struct.Struct(order + "HHI").unpack_from
         self._q = struct.Struct(order + "q").unpack_from
-        #: ``header(buf, pos) -> (block type, total length)``
-        self.header = struct.Struct(order + "II").unpack_from
 
     @classmethod
     def from_header(cls, buf: bytes, pos: int) -> PcapngSection:
