@@ -1,11 +1,13 @@
-"""HEP glue: datagrams that carry HEP become the SIP datagrams they encapsulate.
+"""HEP in a capture file: datagrams that carry HEP become the SIP datagrams they encapsulate.
 
 PBXs and proxies mirror each SIP message they handle as one HEP datagram, usually to UDP
-port 9060 (Kamailio siptrace, OpenSIPS, Asterisk res_hep, heplify). `unwrap_hep` passes
-every other datagram through unchanged and replaces a HEP datagram of SIP (HEP proto type
-1) by a `Datagram` with the inner addresses, the agent's timestamp (when it sent one) and
-``source="hep"``. Other HEP payloads (RTCP reports as JSON, logs) are dropped and counted;
-a HEP datagram that does not parse is counted and dropped, never raised.
+port 9060 (Kamailio siptrace, OpenSIPS, Asterisk res_hep, heplify). A capture of such a
+feed (or of a mirror port that also sees it) holds HEP datagrams among ordinary ones.
+`unwrap_hep` passes every other datagram through unchanged and hands each HEP datagram to
+the collector's `HepDecoder` (the same decoding, counting and de-duplication as the live
+HEP listener), which yields the inner SIP message as a `Datagram` with the inner addresses,
+the agent's timestamp and ``source="hep"``; everything else HEP carries (RTCP reports as
+JSON, logs, bad packets) is counted in the decoder's `HepCounters` and dropped.
 
 A capture that holds both the mirrored SIP and its HEP copies yields each message twice;
 the call tracker recognises the second copy as the same message (one call, times from the
@@ -15,30 +17,19 @@ first copy).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
-from callscope.core import Datagram, Timestamp, Transport
-from callscope.protocol.errors import HepParseError
-from callscope.protocol.hep import HEP3_MAGIC, HepPacket, HepProtoType
+from callscope.capture.hepdecode import HepDecoder
+from callscope.core import Datagram
+from callscope.protocol.hep import HEP3_MAGIC
 
-__all__ = ["HEP_PORT", "HepCounters", "unwrap_hep"]
+__all__ = ["HEP_PORT", "unwrap_hep"]
 
 #: the port HEP agents send to by convention (HEP3 spec, Homer defaults)
 HEP_PORT = 9060
-_TRANSPORTS = {17: Transport.UDP, 6: Transport.TCP, 132: Transport.SCTP}
-
-
-@dataclass(slots=True)
-class HepCounters:
-    """What the unwrapping saw: SIP messages taken out, other payloads, bad datagrams."""
-
-    sip: int = 0
-    other: dict[int, int] = field(default_factory=dict)
-    errors: dict[str, int] = field(default_factory=dict)
 
 
 def _is_hep(dgram: Datagram) -> bool:
-    """HEPv3 by its magic anywhere; HEPv1/v2 (no magic) only on the HEP port."""
+    """HEPv3 by its magic on any port; HEPv1/v2 (no magic) only on the HEP port."""
     payload = dgram.payload
     if payload[:4] == HEP3_MAGIC:
         return True
@@ -46,24 +37,16 @@ def _is_hep(dgram: Datagram) -> bool:
 
 
 def unwrap_hep(
-    datagrams: Iterable[Datagram], counters: HepCounters | None = None
+    datagrams: Iterable[Datagram], decoder: HepDecoder | None = None
 ) -> Iterator[Datagram]:
-    """Yield ``datagrams`` with every HEP datagram of SIP replaced by its inner message."""
-    counts = counters if counters is not None else HepCounters()
+    """Yield ``datagrams`` with every HEP datagram replaced by its inner SIP message (or
+    dropped and counted in ``decoder.counters`` when it carries anything else)."""
+    decoder = decoder if decoder is not None else HepDecoder()
+    decode = decoder.decode
     for dgram in datagrams:
         if not _is_hep(dgram):
             yield dgram
             continue
-        try:
-            packet = HepPacket.parse(dgram.payload)
-        except HepParseError as exc:
-            counts.errors[str(exc)] = counts.errors.get(str(exc), 0) + 1
-            continue
-        kind = packet.proto_type if packet.proto_type is not None else -1
-        if kind != HepProtoType.SIP or packet.src is None or packet.dst is None:
-            counts.other[kind] = counts.other.get(kind, 0) + 1
-            continue
-        counts.sip += 1
-        transport = _TRANSPORTS.get(packet.ip_proto or 17, Transport.UNKNOWN)
-        at = Timestamp(packet.at) if packet.at is not None else dgram.at
-        yield Datagram(at, packet.src, packet.dst, transport, packet.payload, "hep", packet.vlan)
+        inner = decode(dgram.payload, dgram.at)
+        if inner is not None:
+            yield inner
