@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml scripts/setup-venv.sh
 setup: $(STAMP)
 
 run: setup
+	$(BIN)/callscope demo --if-empty
 	$(BIN)/callscope serve
 
 system-deps:
