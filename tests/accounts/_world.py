@@ -7,12 +7,12 @@ import itertools
 import os
 from typing import Any
 
-from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
 from callscope.accounts.models import Role, User
-from callscope.audio.crypto import encrypt, new_data_key, wrap_key
+from callscope.audio.crypto import encrypt, new_data_key
+from callscope.store import recordings
 from callscope.store.audiostore import get_audio_store, object_key
 from callscope.store.models import Call, Recording
 
@@ -55,19 +55,18 @@ def attach_audio(call: Call, audio: bytes | None = None) -> bytes:
     """Encrypt ``audio`` (random bytes by default) into the audio store for ``call``."""
     plain = audio if audio is not None else b"OggS" + os.urandom(20_000)
     data_key = new_data_key()
-    key_id = f"rec-{call.pk}"
-    key = object_key(call.started_at, f"{key_id}.ogg.enc")
-    get_audio_store().put(key, encrypt(plain, data_key, key_id=key_id, chunk_size=4096))
+    name = f"rec-{call.pk}.ogg.enc"
+    key = object_key(call.started_at, name)
+    master_id, wrapped = recordings.wrap(data_key, name)  # as the encoder stores it
+    get_audio_store().put(key, encrypt(plain, data_key, key_id=name, chunk_size=4096))
     Recording.objects.update_or_create(
         call=call,
         defaults={
             "status": Recording.Status.RECORDED,
             "state": Recording.State.DONE,
             "storage_key": key,
-            "key_id": key_id,
-            "wrapped_key": wrap_key(
-                data_key, settings.AUDIO_MASTER_KEY, "master-1", data_key_id=key_id
-            ),
+            "key_id": master_id,
+            "wrapped_key": wrapped,
             "peaks": b"\x01\x02",
             "encoded_at": timezone.now(),
         },

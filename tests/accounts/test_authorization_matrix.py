@@ -71,6 +71,12 @@ EXPECTED: dict[str, tuple] = {
     # the audio right is needed to fetch audio at all
     "console:call_audio": ("GET", 302, 403, 200, 200, 403, 403),
     "console:health": _STAFF_PAGE,
+    "console:dashboards": _STAFF_PAGE,
+    "console:dashboard_units": _STAFF_PAGE,
+    "console:dashboard_distributions": _STAFF_PAGE,
+    "console:dashboard_matrix": _STAFF_PAGE,
+    "console:dashboard_report": _STAFF_PAGE,
+    "console:dashboard_export": _STAFF_PAGE,
 }
 
 
@@ -130,6 +136,7 @@ class World:
             "attempt_id": self.attempt.pk,
             "session_id": self.session.pk,
             "fmt": "csv",
+            "table": "summary",
         }
         names = pattern.pattern.converters.keys()
         unknown = set(names) - set(samples)

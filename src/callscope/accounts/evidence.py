@@ -23,13 +23,11 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
 from callscope.accounts.models import EvidenceRequest, User
-from callscope.audio.crypto import WrappedKey, decrypt, unwrap_key
-from callscope.store.audiostore import get_audio_store
 from callscope.store.models import Call, Recording
+from callscope.store.recordings import OpenRecording
 
 MANIFEST_NAME = "SHA256SUMS"
 README = """\
@@ -53,15 +51,8 @@ class EvidencePackage:
 
 
 def read_plaintext(recording: Recording) -> bytes:
-    """Decrypt a whole recording from the audio store (integrity checked chunk by chunk)."""
-    store = get_audio_store()
-    container = store.read_at(recording.storage_key, 0, store.size(recording.storage_key))
-    wrapped = bytes(recording.wrapped_key or b"")
-    master_id = WrappedKey.parse(wrapped).master_key_id
-    data_key = unwrap_key(
-        wrapped, {master_id: settings.AUDIO_MASTER_KEY}, data_key_id=recording.key_id
-    )
-    return decrypt(container, data_key)
+    """Decrypt a whole recording (`store.recordings`: every chunk authenticated)."""
+    return OpenRecording(recording).read()
 
 
 def call_record(call: Call) -> dict[str, Any]:
