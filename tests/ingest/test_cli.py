@@ -19,11 +19,17 @@ def run(args, data_dir, **env):
     )
 
 
+@pytest.fixture(scope="module")
+def shared_data_dir(tmp_path_factory):
+    """One data directory for the read-only checks (migrating costs seconds each time)."""
+    return tmp_path_factory.mktemp("cli-data")
+
+
 @pytest.mark.parametrize(
     "command", ["import", "capture", "serve", "purge", "createmanager", "demo", "synth", "audit"]
 )
-def test_every_subcommand_is_there(tmp_path, command):
-    result = run([command, "--help"], tmp_path / "data")
+def test_every_subcommand_is_there(shared_data_dir, command):
+    result = run([command, "--help"], shared_data_dir)
     assert result.returncode == 0, result.stderr
     assert "usage:" in result.stdout
 
