@@ -238,6 +238,21 @@ TEST_POSTGRES_URL_SETTING = declare(
     "postgresql://postgres@127.0.0.1:5432/test",
     "PostgreSQL server the test suite also runs against (tests only).",
 )
+HEP_AUTH_KEY_SETTING = declare(
+    "CALLSCOPE_HEP_AUTH_KEY",
+    str,
+    "",
+    "Shared key HEP agents must send (HEPv3 chunk 14) to `callscope capture --hep`; packets "
+    "with another key or none are counted and dropped. Empty: no key required.",
+    secret=True,
+)
+HEP_CAPTURE_IDS_SETTING = declare(
+    "CALLSCOPE_HEP_CAPTURE_IDS",
+    lambda raw: ",".join(str(int(item)) for item in parse_list(raw)),  # checked: integers
+    "",
+    "Capture ids (HEPv3 chunk 12) of the HEP agents allowed, comma-separated, e.g. 2001,2002; "
+    "packets from other agents are counted and dropped. Empty: any agent.",
+)
 
 # -- values -------------------------------------------------------------------------------
 
@@ -281,6 +296,10 @@ CALLSCOPE_OPUS_NARROWBAND_KBPS: int = OPUS_NB_KBPS_SETTING.read()
 CALLSCOPE_OPUS_WIDEBAND_KBPS: int = OPUS_WB_KBPS_SETTING.read()
 CALLSCOPE_CALL_TIMEOUT_SECONDS: int = CALL_TIMEOUT_SETTING.read()
 CALLSCOPE_TEST_POSTGRES_URL: str = TEST_POSTGRES_URL_SETTING.read()
+CALLSCOPE_HEP_AUTH_KEY: str = HEP_AUTH_KEY_SETTING.read()
+CALLSCOPE_HEP_CAPTURE_IDS: frozenset[int] = frozenset(
+    int(item) for item in parse_list(HEP_CAPTURE_IDS_SETTING.read())
+)
 CALLSCOPE_PASSWORD_HISTORY: int = PASSWORD_HISTORY_SETTING.read()
 CALLSCOPE_AUDIT_LOG_FILE: str = AUDIT_LOG_FILE_SETTING.read()
 CALLSCOPE_AUDIT_SYSLOG: str = AUDIT_SYSLOG_SETTING.read()

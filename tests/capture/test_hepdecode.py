@@ -249,3 +249,12 @@ def test_chunk_type_of_every_fixed_size_is_checked() -> None:
     decoder = HepDecoder()
     assert decoder.decode(data, 0) is None
     assert decoder.counters.malformed == {"HEP chunk has the wrong size for its type": 1}
+
+
+def test_an_agent_clock_far_off_is_replaced_by_the_arrival_time() -> None:
+    decoder = HepDecoder(max_skew_ns=10**9)
+    near = decoder.decode(hep(), arrival_ns=AT + 10**9 - 1)
+    far = decoder.decode(hep(b"SIP/2.0 200 OK\r\n\r\n"), arrival_ns=AT - 10**9 - 1)
+    assert near is not None and near.at == AT
+    assert far is not None and far.at == AT - 10**9 - 1
+    assert decoder.counters.clock_skew == 1

@@ -13,7 +13,11 @@ a SIP `Datagram` (HEP proto type 1 whose payload looks like SIP) or a count in
 - ``by_type``: every authenticated packet by proto type (chunk 11; -1: none), SIP included,
   so that RTCP reports (5), logs (100) and the rest are counted and never taken for SIP;
 - ``duplicates``: the very same HEP datagram again within ``dedup_window_ns`` of arrival
-  (an agent or a network that delivers it twice).
+  (an agent or a network that delivers it twice);
+- ``clock_skew``: SIP messages whose agent timestamp is more than ``max_skew_ns`` from the
+  arrival time; they are given the arrival time instead, because the live recorder runs
+  the tracker's timers on this machine's clock (an agent clock minutes behind would time
+  out calls that are still ringing). None (the default) keeps every agent timestamp.
 
 Hot path: HEPv3 as agents send it (uncompressed payload, fixed-size chunks of the spec's
 sizes) is walked here with one struct read per chunk, taking only what a `Datagram` needs;
@@ -61,6 +65,7 @@ class HepCounters:
     bytes: int = 0
     sip: int = 0  # SIP Datagrams handed on
     duplicates: int = 0
+    clock_skew: int = 0  # SIP messages given the arrival time: the agent's clock is off
     auth_failures: int = 0
     by_type: dict[int, int] = field(default_factory=dict)
     malformed: dict[str, int] = field(default_factory=dict)
@@ -79,7 +84,8 @@ class HepDecoder:
 
     ``auth_key``: the shared key agents must send (None: any or none is accepted).
     ``capture_ids``: the agents allowed (None: any). ``dedup_window_ns``: arrival time
-    within which a byte-identical datagram is a duplicate (0: off).
+    within which a byte-identical datagram is a duplicate (0: off). ``max_skew_ns``: see
+    ``clock_skew`` in the module docstring.
     """
 
     def __init__(
@@ -88,9 +94,11 @@ class HepDecoder:
         auth_key: str | None = None,
         capture_ids: frozenset[int] | None = None,
         dedup_window_ns: int = 200_000_000,
+        max_skew_ns: int | None = None,
         counters: HepCounters | None = None,
         source: str = "hep",
     ) -> None:
+        self.max_skew_ns = max_skew_ns
         self.auth_key = auth_key
         self._key = None if auth_key is None else auth_key.encode()
         self.capture_ids = capture_ids
@@ -107,8 +115,14 @@ class HepDecoder:
         _type, ip_proto, src, dst, at, _agent, _key, vlan, payload = fields
         assert src is not None and dst is not None  # checked by _admitted
         self.counters.sip += 1
+        skew = self.max_skew_ns
+        if at is None:
+            at = arrival_ns
+        elif skew is not None and not -skew <= at - arrival_ns <= skew:
+            self.counters.clock_skew += 1
+            at = arrival_ns
         return Datagram(
-            Timestamp(arrival_ns if at is None else at),
+            Timestamp(at),
             self._endpoint(src),
             self._endpoint(dst),
             _TRANSPORTS.get(17 if ip_proto is None else ip_proto, Transport.UNKNOWN),

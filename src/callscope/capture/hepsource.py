@@ -15,8 +15,8 @@ bad packets and refused peers are counted (`HepCounters`), never fatal.
 - TCP: each connection is cut into HEPv3 messages by `HepFramer` (HEPv1/v2 have no length
   field and are UDP only); bytes that cannot start a message are counted and skipped. At
   most ``max_clients`` connections are kept: more are accepted and closed at once.
-- Time: the agent's timestamp (chunk 9/10) when it sent one, else the arrival time read
-  once per batch from the wall clock.
+- Time: the agent's timestamp (chunk 9/10) when it sent one, else - or when it is more
+  than ``max_skew_ns`` away - the arrival time read once per batch from the wall clock.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class HepListener:
         *,
         auth_key: str | None = None,
         capture_ids: frozenset[int] | None = None,
+        max_skew_ns: int | None = None,
         buffer_bytes: int = DEFAULT_BUFFER,
         batch: int = 4096,
         max_clients: int = 256,
@@ -71,7 +72,11 @@ class HepListener:
         self.batch = batch
         self.max_clients = max_clients
         self.decoder = HepDecoder(
-            auth_key=auth_key, capture_ids=capture_ids, counters=counters, source=source
+            auth_key=auth_key,
+            capture_ids=capture_ids,
+            max_skew_ns=max_skew_ns,
+            counters=counters,
+            source=source,
         )
         self._udp, self._tcp = _bind(address, tcp)
         self.buffer_bytes = _enlarge_buffer(self._udp, buffer_bytes)

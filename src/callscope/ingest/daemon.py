@@ -4,6 +4,10 @@ The loop is thin: `CaptureDaemon.process_one_batch` is one step (read what is re
 it, let time pass, write a health sample when due), and tests call it directly. The wall
 clock is read here, in the ingest layer, and handed to the sans-IO tracker as ``now``.
 
+Several sources (a mirror port and a HEP feed) can feed one recorder: each step reads every
+source, so copies of one message from two feeds meet in one tracker and make one call.
+Each source writes its own health sample.
+
 Crash safety: a call is saved when it ends; its spool is finished before the next packet
 is read. After a crash (kill -9) `recover_spools` finishes the spools of calls that were
 still open: their call rows are kept (or made) as ``in_progress`` and their audio is
@@ -17,7 +21,7 @@ import logging
 import multiprocessing
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,37 +56,52 @@ class SourceHealth:
     app_drops: int = 0
 
 
+@dataclass
+class Feed:
+    """One source of a daemon, with the name and kind its health samples carry."""
+
+    source: PacketSource
+    name: str
+    kind: str
+    health: Callable[[], SourceHealth] = SourceHealth
+
+
 class CaptureDaemon:
-    """Runs one source into one recorder (see the module docstring)."""
+    """Runs one source, or several `Feed`s, into one recorder (see the module docstring)."""
 
     def __init__(
         self,
-        source: PacketSource,
+        source: PacketSource | Sequence[Feed],
         recorder: Recorder,
         *,
-        name: str,
-        kind: str,
+        name: str = "",
+        kind: str = "",
         health: Callable[[], SourceHealth] | None = None,
         sample_seconds: int = 60,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.source = source
+        if isinstance(source, Sequence):
+            self.feeds = list(source)
+        else:
+            self.feeds = [Feed(source, name, kind, health or SourceHealth)]
         self.recorder = recorder
-        self.name = name
-        self.kind = kind
-        self.health = health or SourceHealth
         self.sample_seconds = sample_seconds
         self.clock = clock
         self.stopping = False
         now = clock()
         self._next_expire = now + SECOND
         self._next_sample = now + sample_seconds * SECOND
-        self._last = self.health()
+        self._last = [feed.health() for feed in self.feeds]
         self._calls_at_sample = 0
+
+    @property
+    def source(self) -> PacketSource:
+        """The first source (the only one of a single-source daemon)."""
+        return self.feeds[0].source
 
     def process_one_batch(self, timeout_s: float = 0.2) -> int:
         """Read and record what is ready; returns the number of datagrams handled."""
-        batch = self.source.read_batch(timeout_s)
+        batch = self._read(timeout_s)
         if batch:
             self.recorder.feed(batch)
         now = self.clock()
@@ -94,25 +113,47 @@ class CaptureDaemon:
             self._next_sample = now + self.sample_seconds * SECOND
         return len(batch)
 
-    def write_sample(self, now: int) -> CaptureSample:
-        current = self.health()
-        last, self._last = self._last, current
+    def _read(self, timeout_s: float) -> list[Datagram]:
+        """What the sources have; waits (shared out between them) only when none has any."""
+        feeds = self.feeds
+        if len(feeds) == 1:
+            return feeds[0].source.read_batch(timeout_s)
+        batch = [d for feed in feeds for d in feed.source.read_batch(0)]
+        for feed in feeds:
+            if batch:
+                break
+            batch = feed.source.read_batch(timeout_s / len(feeds))
+        return batch
+
+    def write_sample(self, now: int) -> list[CaptureSample]:
+        """One sample per source; the recorder's figures (calls ended, anomalies) go with the
+        first source's sample only, so that summing samples counts them once."""
         ended = self.recorder.stats.calls - self._calls_at_sample
         self._calls_at_sample = self.recorder.stats.calls
-        return CaptureSample.objects.create(
-            source=self.name,
-            kind=self.kind,
-            at=dt.datetime.fromtimestamp(now / SECOND, tz=dt.UTC),
-            seconds=self.sample_seconds,
-            packets=max(0, current.packets - last.packets),
-            bytes=max(0, current.bytes - last.bytes),
-            kernel_drops=max(0, current.kernel_drops - last.kernel_drops),
-            app_drops=max(0, current.app_drops - last.app_drops),
-            calls_in_progress=self.recorder.tracker.open_calls,
-            calls_ended=ended,
-            spool_backlog=Recording.objects.filter(state=Recording.State.PENDING).count(),
-            anomalies=sum(self.recorder.tracker.anomalies().values()),
-        )
+        in_progress = self.recorder.tracker.open_calls
+        backlog = Recording.objects.filter(state=Recording.State.PENDING).count()
+        anomalies = sum(self.recorder.tracker.anomalies().values())
+        samples = []
+        for index, feed in enumerate(self.feeds):
+            current = feed.health()
+            last, self._last[index] = self._last[index], current
+            samples.append(
+                CaptureSample.objects.create(
+                    source=feed.name,
+                    kind=feed.kind,
+                    at=dt.datetime.fromtimestamp(now / SECOND, tz=dt.UTC),
+                    seconds=self.sample_seconds,
+                    packets=max(0, current.packets - last.packets),
+                    bytes=max(0, current.bytes - last.bytes),
+                    kernel_drops=max(0, current.kernel_drops - last.kernel_drops),
+                    app_drops=max(0, current.app_drops - last.app_drops),
+                    calls_in_progress=in_progress,
+                    calls_ended=0 if index else ended,
+                    spool_backlog=backlog,
+                    anomalies=0 if index else anomalies,
+                )
+            )
+        return samples
 
     def run(self) -> None:
         """Loop until `stop` (SIGTERM/SIGINT), then flush every open call."""
@@ -128,7 +169,8 @@ class CaptureDaemon:
     def shutdown(self) -> None:
         self.recorder.finish()
         self.write_sample(self.clock())
-        self.source.close()
+        for feed in self.feeds:
+            feed.source.close()
 
 
 def install_signal_handlers(daemon: CaptureDaemon) -> None:

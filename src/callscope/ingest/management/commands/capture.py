@@ -1,4 +1,5 @@
-"""`callscope capture --interface IF`: the live recorder on a mirror port.
+"""`callscope capture --interface IF` and/or `--hep ADDR:PORT`: the live recorder on a
+mirror port and/or a HEP collector (UDP and TCP) fed by the PBX or proxy.
 
 Records every call seen on the interface, saves each call when it ends (printing its record
 with ``--json``), and encodes recordings in separate worker processes. SIGTERM flushes the
@@ -12,23 +13,30 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from callscope.capture.hepsource import HepListener
 from callscope.capture.live import DEFAULT_FILTER, InterfaceError, LiveSource
+from callscope.core import Endpoint
 from callscope.ingest.daemon import (
     CaptureDaemon,
     EncoderPool,
+    Feed,
     SourceHealth,
     install_signal_handlers,
     recover_spools,
 )
+from callscope.ingest.hepfeed import hep_feed, hep_summary
 from callscope.ingest.pipeline import Recorder, run_id_for
 
 
 class Command(BaseCommand):
-    help = "Record calls live from a network interface (a switch's mirror port)."
+    help = "Record calls live from a network interface (a switch's mirror port) and/or HEP."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interface", "-i", help="interface to capture on, e.g. eth1")
         parser.add_argument("--filter", default=DEFAULT_FILTER, help="BPF capture filter")
+        parser.add_argument(
+            "--hep", metavar="ADDR:PORT", help="also or only: HEP collector, e.g. 0.0.0.0:9060"
+        )
         parser.add_argument("--json", action="store_true", help="print each ended call's record")
         parser.add_argument("--no-audio", action="store_true", help="keep the call log only")
         parser.add_argument("--encoders", type=int, default=1, help="encoder processes")
@@ -36,22 +44,45 @@ class Command(BaseCommand):
         parser.add_argument("--sample-seconds", type=int, default=60)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        interface = options["interface"]
-        if not interface:
-            raise CommandError("give --interface (HEP and SIPREC feeds: see callscope capture -h)")
+        interface, hep = options["interface"], options["hep"]
+        if not interface and not hep:
+            raise CommandError("give --interface and/or --hep (see callscope capture -h)")
         audio = not options["no_audio"]
-        recovered = recover_spools("live") if audio else 0
+        recovered = recover_spools("live" if interface else "hep") if audio else 0
         if recovered:
             self.stderr.write(f"finished {recovered} recordings left by an interrupted run")
-        try:
-            source = LiveSource(interface, bpf_filter=options["filter"])
-        except InterfaceError as exc:
-            raise CommandError(f"{interface}: {exc}") from exc
-        recorder = Recorder(
-            run_id=run_id_for(f"live-{interface}"), record_audio=audio, probe=options["probe"]
-        )
+        feeds = [self._interface_feed(interface, options["filter"])] if interface else []
+        listener = None
+        if hep:
+            feed, listener = self._hep_feed(hep)
+            feeds.append(feed)
+        label = f"live-{interface}" if interface else "hep"
+        recorder = Recorder(run_id=run_id_for(label), record_audio=audio, probe=options["probe"])
         if options["json"]:
             recorder.on_call = self._print
+        # one daemon, one recorder: copies of a call from the mirror port and HEP meet in
+        # one tracker and make one call record
+        daemon = CaptureDaemon(feeds, recorder, sample_seconds=options["sample_seconds"])
+        install_signal_handlers(daemon)
+        encoders = EncoderPool(options["encoders"]) if audio and options["encoders"] > 0 else None
+        if isinstance(live := feeds[0].source, LiveSource):
+            self.stderr.write(f"recording calls on {interface} (filter: {live.bpf_filter})")
+        if listener is not None:
+            self.stderr.write(f"recording calls from HEP on {listener.address} (UDP and TCP)")
+        try:
+            daemon.run()
+        finally:
+            if encoders is not None:
+                encoders.close()
+        if listener is not None:
+            self.stderr.write(hep_summary(listener))
+        self.stderr.write(f"stopped: {recorder.stats.calls} calls recorded")
+
+    def _interface_feed(self, interface: str, bpf_filter: str) -> Feed:
+        try:
+            source = LiveSource(interface, bpf_filter=bpf_filter)
+        except InterfaceError as exc:
+            raise CommandError(f"{interface}: {exc}") from exc
 
         def health() -> SourceHealth:
             stats = source.stats()
@@ -63,23 +94,15 @@ class Command(BaseCommand):
                 app_drops=sum(counters.errors.values()),
             )
 
-        daemon = CaptureDaemon(
-            source,
-            recorder,
-            name=f"interface:{interface}",
-            kind="live",
-            health=health,
-            sample_seconds=options["sample_seconds"],
-        )
-        install_signal_handlers(daemon)
-        encoders = EncoderPool(options["encoders"]) if audio and options["encoders"] > 0 else None
-        self.stderr.write(f"recording calls on {interface} (filter: {source.bpf_filter})")
+        return Feed(source, f"interface:{interface}", "live", health)
+
+    def _hep_feed(self, address: str) -> tuple[Feed, HepListener]:
         try:
-            daemon.run()
-        finally:
-            if encoders is not None:
-                encoders.close()
-        self.stderr.write(f"stopped: {recorder.stats.calls} calls recorded")
+            return hep_feed(Endpoint.parse(address))
+        except ValueError as exc:
+            raise CommandError(f"--hep {address}: give ADDRESS:PORT, e.g. 0.0.0.0:9060") from exc
+        except OSError as exc:
+            raise CommandError(f"--hep {address}: {exc.strerror or exc}") from exc
 
     def _print(self, call: Any, contract: dict[str, Any]) -> None:
         record = dict(contract)
