@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from callscope.console.search import SORTS, SearchForm, filter_calls, page_of
+from callscope.console.search import SORTS, SearchForm, filter_calls, implied_start, page_of
 from callscope.store.models import AuditEntry, Call, OrgUnit
 
 from ._factory import make_call
@@ -73,6 +73,7 @@ def test_filters():
                   "display_name": None}, setup_seconds=40.0)  # fmt: skip
 
     def found(**data):
+        data.setdefault("start", "2024-01-01T00:00")
         return set(filter_calls(_form(**data)).values_list("pk", flat=True))
 
     assert found() == {a.pk, b.pk, c.pk}
@@ -123,8 +124,32 @@ def test_recording_filter():
 
     a, b = _calls(2)
     attach_recording(a, seconds=1)
-    assert set(filter_calls(_form(recording="yes")).values_list("pk", flat=True)) == {a.pk}
-    assert set(filter_calls(_form(recording="no")).values_list("pk", flat=True)) == {b.pk}
+    period = {"start": "2024-01-01"}
+    assert set(filter_calls(_form(recording="yes", **period)).values_list("pk", flat=True)) == {
+        a.pk
+    }
+    assert set(filter_calls(_form(recording="no", **period)).values_list("pk", flat=True)) == {b.pk}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "data", [{"dtmf": "yes"}, {"recording": "no"}, {"wait_min": "60"}, {"sort": "-talk"}]
+)
+def test_scanning_searches_without_a_period_cover_the_last_days(data):
+    now = dt.datetime.now(dt.UTC)
+    recent = make_call(now - dt.timedelta(days=3), talk_seconds=10.0, setup_seconds=70.0,
+                       dtmf=[{"digit": "1", "direction": "caller_to_callee",
+                              "at": "2024-05-01T01:00:10.000000Z", "method": "rfc4733"}],
+                       recording={"status": "no_media"})  # fmt: skip
+    old = make_call(now - dt.timedelta(days=60), setup_seconds=70.0,
+                    dtmf=[{"digit": "1", "direction": "caller_to_callee",
+                           "at": "2024-05-01T01:00:10.000000Z", "method": "rfc4733"}])  # fmt: skip
+    ids = set(filter_calls(_form(**data)).values_list("pk", flat=True))
+    assert recent.pk in ids and old.pk not in ids
+    assert implied_start(_form(**data)) is not None
+    # indexed filters keep the whole history
+    assert implied_start(_form(result="answered")) is None
+    assert implied_start(_form(start="2000-01-01", **data)) is None
 
 
 def test_reversed_bounds_are_refused(db):

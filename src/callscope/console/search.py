@@ -36,8 +36,10 @@ from callscope.store.masking import pseudonym
 from callscope.store.models import Call, Direction, OrgUnit, Recording, Result
 
 PAGE_SIZE = 50
-#: sorting by anything but time scans the period: without a period, the last days are used
+#: sorting by a duration, or filtering on what no index covers (durations, DTMF, recording),
+#: reads every call of the period: without a period, the last days are used
 UNBOUNDED_SORT_DAYS = 31
+SCANNING_FILTERS = ("talk_min", "talk_max", "wait_min", "wait_max", "recording", "dtmf")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _LISTENABLE = (Recording.Status.RECORDED, Recording.Status.PARTIAL)
 _DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
@@ -236,10 +238,14 @@ _RANGE_FILTERS: dict[str, str] = {
 
 
 def implied_start(data: dict[str, Any], now: dt.datetime | None = None) -> dt.datetime | None:
-    """The period start used when sorting by a duration without a period (such a sort
-    reads every call of the period, so it is bounded to the last `UNBOUNDED_SORT_DAYS`)."""
+    """The period start used when a search without a period would read every call: sorted
+    by a duration, or filtered on a column no index covers (`SCANNING_FILTERS`). Such a
+    search covers the last `UNBOUNDED_SORT_DAYS` days, and the page says so."""
+    if data.get("start") is not None or data.get("end") is not None:
+        return None
     sort = SORTS.get(data.get("sort") or "-started", SORTS["-started"])
-    if sort.is_time or data.get("start") is not None or data.get("end") is not None:
+    scanning = any(data.get(name) not in (None, "") for name in SCANNING_FILTERS)
+    if sort.is_time and not scanning:
         return None
     return (now or timezone.now()) - dt.timedelta(days=UNBOUNDED_SORT_DAYS)
 
