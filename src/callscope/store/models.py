@@ -172,6 +172,8 @@ class Call(models.Model):
             models.Index(fields=["caller_unit", "started_at"], name="call_caller_unit"),
             models.Index(fields=["callee_unit", "started_at"], name="call_callee_unit"),
             models.Index(fields=["result", "started_at"], name="call_result"),
+            # repeat callers at call end (analytics.rollups) and number searches by period
+            models.Index(fields=["caller_pseudonym", "started_at"], name="call_caller_time"),
         ]
 
     def __str__(self) -> str:
