@@ -12,11 +12,11 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Max, Q, QuerySet, Sum
+from django.db import connection
 
 from callscope.analytics import kpis, orgindex
 from callscope.analytics.conversations import Flow
@@ -66,14 +66,14 @@ def split_period(
     return months, edges
 
 
-def _unit_filter(unit: UnitInfo | None, prefix: str = "") -> Q:
+def _unit_condition(unit: UnitInfo | None, prefix: str = "") -> tuple[str, list[Any]]:
     if unit is None:
-        return Q()
+        return "", []
     if unit.level in ("bureau", "ward"):
-        return Q(**{f"{prefix}top_id": unit.id})
+        return f" AND {prefix}top_id = %s", [unit.id]
     if unit.level == "department":
-        return Q(**{f"{prefix}department_id": unit.id})
-    return Q(**{f"{prefix}unit_id": unit.id})
+        return f" AND {prefix}department_id = %s", [unit.id]
+    return f" AND {prefix}unit_id = %s", [unit.id]
 
 
 def _needs_units(f: Filters, grouped: bool) -> bool:
@@ -83,29 +83,54 @@ def _needs_units(f: Filters, grouped: bool) -> bool:
     )
 
 
-def rollup_rows(f: Filters, *, grouped: bool = False, profile: bool = False) -> QuerySet[Rollup]:
-    """Rollup rows covering the period: month (or weekday-hour profile) rows for whole
-    months, day (or hour) rows for the rest."""
+def _period_condition(f: Filters, coarse: str, fine: str) -> tuple[str, list[Any]]:
+    """Rows covering the period: ``coarse`` rows for whole months, ``fine`` for the rest."""
+    day = connection.ops.adapt_datefield_value
     months, edges = split_period(f.start, f.end)
-    coarse, fine = ("p", "h") if profile else ("m", "d")
-    when = Q(grain=coarse, day__in=months) if months else Q(pk__in=[])
+    parts: list[str] = []
+    params: list[Any] = []
+    if months:
+        parts.append(f"(grain = '{coarse}' AND day IN ({', '.join(['%s'] * len(months))}))")
+        params += [day(m) for m in months]
     for first, last in edges:
-        when |= Q(grain=fine, day__gte=first, day__lte=last)
+        parts.append(f"(grain = '{fine}' AND day >= %s AND day <= %s)")
+        params += [day(first), day(last)]
+    return "(" + " OR ".join(parts or ["1 = 0"]) + ")", params
+
+
+def select(
+    f: Filters,
+    names: Sequence[str],
+    *,
+    group: Sequence[str] = (),
+    grouped: bool = False,
+    profile: bool = False,
+) -> list[dict[str, Any]]:
+    """``SUM`` of the measures ``names`` over the rollup rows of the filters, grouped by the
+    ``group`` columns. Raw SQL: building 60 ORM aggregates costs more than running them."""
+    when, params = _period_condition(f, *(("p", "h") if profile else ("m", "d")))
     scope = "u" if _needs_units(f, grouped) else "t"
-    qs: QuerySet[Rollup] = Rollup.objects.filter(when, scope=scope).filter(_unit_filter(f.unit))
+    unit_sql, unit_params = _unit_condition(f.unit)
+    flow_sql = ""
     if f.flows:
-        qs = qs.filter(flow__in=f.flows)
-    return qs
-
-
-def _sums(names: Iterable[str]) -> dict[str, Sum]:
-    return {name: Sum(name) for name in names}
+        flow_sql = f" AND flow IN ({', '.join(['%s'] * len(f.flows))})"
+    columns = [*group, *(f"SUM({name})" for name in names)]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {Rollup._meta.db_table} "  # noqa: S608
+        f"WHERE {when} AND scope = %s{unit_sql}{flow_sql}"
+        + (f" GROUP BY {', '.join(group)}" if group else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, scope, *unit_params, *f.flows])
+        keys = [*group, *names]
+        return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
 
 
 def totals(f: Filters, names: Sequence[str] = kpis.MEASURES) -> dict[str, float]:
     """Sums of the measures over the filters."""
-    row = rollup_rows(f).aggregate(**_sums(names))
-    return {name: row[name] or 0 for name in names}
+    rows = select(f, names)
+    row = rows[0] if rows else {}
+    return {name: row.get(name) or 0 for name in names}
 
 
 def summary(f: Filters, **options: int) -> dict[str, float | None]:
@@ -127,21 +152,45 @@ TREND_MEASURES = ("offered", "answered", "abandoned", "talk_sum")
 
 def trend(f: Filters) -> list[dict[str, Any]]:
     """Per JST day: offered, answered, abandoned, talk minutes."""
+    g = Filters(f.start, f.end, f.unit_id, f.flows, f.level, info=f.info)
+    edges = [(f.start, f.end)]
+    rows = _select_days(g, edges, TREND_MEASURES)
+    out = []
+    for row in sorted(rows, key=lambda r: r["day"]):
+        row["day"] = _as_date(row["day"])
+        row["talk_minutes"] = (row.pop("talk_sum") or 0) / 60
+        out.append(row)
+    return out
+
+
+def _select_days(
+    f: Filters, edges: list[tuple[dt.date, dt.date]], names: Sequence[str]
+) -> list[dict[str, Any]]:
+    day = connection.ops.adapt_datefield_value
     scope = "u" if _needs_units(f, False) else "t"
-    qs = Rollup.objects.filter(grain="d", scope=scope, day__gte=f.start, day__lte=f.end)
-    qs = qs.filter(_unit_filter(f.unit))
-    if f.flows:
-        qs = qs.filter(flow__in=f.flows)
-    rows = qs.values("day").annotate(**_sums(TREND_MEASURES)).order_by("day")
-    return [{**row, "talk_minutes": (row.pop("talk_sum") or 0) / 60} for row in rows]
+    unit_sql, unit_params = _unit_condition(f.unit)
+    flow_sql = f" AND flow IN ({', '.join(['%s'] * len(f.flows))})" if f.flows else ""
+    sums = ", ".join(f"SUM({name})" for name in names)
+    sql = (
+        f"SELECT day, {sums} FROM {Rollup._meta.db_table} "  # noqa: S608
+        f"WHERE grain = 'd' AND scope = %s AND day >= %s AND day <= %s{unit_sql}{flow_sql} "
+        "GROUP BY day"
+    )
+    ((first, last),) = edges
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [scope, day(first), day(last), *unit_params, *f.flows])
+        return [dict(zip(["day", *names], row, strict=True)) for row in cursor.fetchall()]
+
+
+def _as_date(value: Any) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def heatmap(f: Filters) -> list[list[int]]:
     """Offered calls by weekday (Monday first) and JST hour: 7 rows of 24."""
     grid = [[0] * 24 for _ in range(7)]
-    rows = rollup_rows(f, profile=True).values("weekday", "hour").annotate(n=Sum("offered"))
-    for row in rows:
-        grid[row["weekday"]][row["hour"]] += row["n"] or 0
+    for row in select(f, ["offered"], group=["weekday", "hour"], profile=True):
+        grid[row["weekday"]][row["hour"]] += row["offered"] or 0
     return grid
 
 
@@ -152,7 +201,7 @@ UNIT_MEASURES = ("offered", "answered", "abandoned", "talk_sum", "wait_sum",
 def by_unit(f: Filters, **options: int) -> list[dict[str, Any]]:
     """KPIs per unit of ``f.level`` (bureau/ward, department or section), most calls first."""
     column = LEVEL_COLUMN[f.level]
-    rows = rollup_rows(f, grouped=True).values(column).annotate(**_sums(UNIT_MEASURES))
+    rows = select(f, UNIT_MEASURES, group=[column], grouped=True)
     info = f.units()
     out = []
     for row in rows:
@@ -194,19 +243,26 @@ def matrix(f: Filters) -> list[dict[str, Any]]:
     """Internal calls caller unit x callee unit at ``f.level``: calls, answered, minutes.
 
     With a unit filter, calls with that unit on either side."""
-    months, edges = split_period(f.start, f.end)
-    when = Q(grain="m", day__in=months) if months else Q(pk__in=[])
-    for first, last in edges:
-        when |= Q(grain="d", day__gte=first, day__lte=last)
+    when, params = _period_condition(f, "m", "d")
     scope = "t" if f.level == "top" else "u"
-    qs = MatrixRollup.objects.filter(when, scope=scope)
-    unit = f.unit
-    if unit is not None:
-        qs = qs.filter(_unit_filter(unit, "caller_") | _unit_filter(unit, "callee_"))
+    unit_sql, unit_params = "", []
+    if f.unit is not None:  # calls with the unit on either side
+        caller_sql, caller_params = _unit_condition(f.unit, "caller_")
+        callee_sql, callee_params = _unit_condition(f.unit, "callee_")
+        unit_sql = f" AND (({caller_sql.removeprefix(' AND ')}) OR "
+        unit_sql += f"({callee_sql.removeprefix(' AND ')}))"
+        unit_params = caller_params + callee_params
+    flow_sql = f" AND flow IN ({', '.join(['%s'] * len(f.flows))})" if f.flows else ""
     caller, callee = MATRIX_COLUMNS[f.level]
-    rows = qs.values(caller, callee).annotate(
-        calls=Sum("calls"), answered=Sum("answered"), talk=Sum("talk_sum")
+    sql = (
+        f"SELECT {caller}, {callee}, SUM(calls), SUM(answered), SUM(talk_sum) "  # noqa: S608
+        f"FROM {MatrixRollup._meta.db_table} WHERE {when} AND scope = %s{unit_sql}{flow_sql} "
+        f"GROUP BY {caller}, {callee}"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, scope, *unit_params, *f.flows])
+        keys = [caller, callee, "calls", "answered", "talk"]
+        rows = [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
     info = f.units()
     out = [
         {"caller_id": r[caller], "callee_id": r[callee],
@@ -228,12 +284,17 @@ def _name(info: dict[int, UnitInfo], uid: int) -> str:
 
 def peak_load(f: Filters) -> list[dict[str, Any]]:
     """Peak concurrent calls per JST day (city-wide)."""
-    rows = LoadHour.objects.filter(day__gte=f.start, day__lte=f.end).values("day")
-    return [dict(row) for row in rows.annotate(peak=Max("peak")).order_by("day")]
+    day = connection.ops.adapt_datefield_value
+    sql = (
+        f"SELECT day, MAX(peak) FROM {LoadHour._meta.db_table} "  # noqa: S608
+        "WHERE day >= %s AND day <= %s GROUP BY day ORDER BY day"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [day(f.start), day(f.end)])
+        return [{"day": _as_date(d), "peak": peak} for d, peak in cursor.fetchall()]
 
 
 def mix(f: Filters) -> dict[str, float]:
     """Offered conversations by flow (external vs internal mix)."""
     g = Filters(f.start, f.end, f.unit_id, (), f.level, info=f.info)
-    rows = rollup_rows(g).values("flow").annotate(n=Sum("offered"))
-    return {row["flow"]: row["n"] or 0 for row in rows}
+    return {row["flow"]: row["offered"] or 0 for row in select(g, ["offered"], group=["flow"])}

@@ -101,7 +101,7 @@ class _Citizens:
         return rng.choice(("0797", "0798", "0799")) + f"{rng.randrange(10**6):06d}"
 
     def pick(self) -> int:
-        return int(CALLER_POOL * self.rng.random() ** 2.5)  # a few call often
+        return int(CALLER_POOL * self.rng.random() ** 1.6)  # a few call often
 
 
 class _Generator:

@@ -23,7 +23,7 @@
       Plotly.newPlot(el, traces, layout({ shapes: shapes, annotations: annotations }), CONFIG);
     },
     heatmap(el, d) {
-      Plotly.newPlot(el, [{ z: d.z, x: d.x, y: d.y, type: "heatmap", colorscale: "Blues", hoverongaps: false }],
+      Plotly.newPlot(el, [{ z: d.z, x: d.x, y: d.y, type: "heatmap", colorscale: "Blues", reversescale: true, hoverongaps: false }],
                      layout({ yaxis: { autorange: "reversed" } }), CONFIG);
     },
     mix(el, d) {
@@ -41,7 +41,7 @@
                      layout({ xaxis: { type: "category", title: { text: "秒" } } }), CONFIG);
     },
     matrix(el, d) {
-      Plotly.newPlot(el, [{ z: d.z, x: d.x, y: d.y, type: "heatmap", colorscale: "YlOrRd", customdata: d.links,
+      Plotly.newPlot(el, [{ z: d.z, x: d.x, y: d.y, type: "heatmap", colorscale: "YlOrRd", reversescale: true, customdata: d.links,
                             hoverongaps: false, hovertemplate: "%{y} → %{x}: %{z}<extra></extra>" }],
                      layout({ margin: { l: 220, r: 20, t: 10, b: 160 }, yaxis: { autorange: "reversed" } }), CONFIG);
       el.on("plotly_click", (event) => {

@@ -1,0 +1,250 @@
+"""Dashboard panel queries and the rollup update at call end, on SQLite and PostgreSQL.
+
+Usage: .venv/bin/python bench/analytics_dashboards.py --data DIR [--postgres URL]
+           [--generate] [--calls-per-year 5000000] [--replicate-years 4] [--repeat 20]
+           [--apply 2000]
+
+``--data`` is the data directory (SQLite database inside; kept between runs); with
+``--postgres URL`` the database is that PostgreSQL database instead (create it first, e.g.
+``createdb -h 127.0.0.1 -U postgres callscope_bench``; never the ``test`` database).
+``--generate`` fills an empty database with `callscope synth` (one year ending 2026-11-01,
+seed 1) and reports its insert rate and rollup rebuild time.
+
+Measured, in this order:
+1. every dashboard panel (`callscope.analytics.queries`) for five filter sets (30 days,
+   a quarter, a year; whole city, a ward, a department, a section): p50, p95 and max of
+   ``--repeat`` runs each, the peer being the same aggregate read straight from the calls
+   table (what a dashboard without rollups would do), once;
+2. `rollups.apply_call` per call for ``--apply`` calls copied from the last day (inside a
+   transaction rolled back at the end, so the data stay as they were; commit not included);
+3. with ``--replicate-years N``: the rollup rows of the year are copied N times, shifted by
+   whole years (as if N more years were stored; the calls table is not copied, panels never
+   read it), and step 1 is repeated.
+"""
+
+# ruff: noqa: PLC0415  (Django is set up from the command line options first)
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def setup(args: argparse.Namespace) -> None:
+    os.environ["CALLSCOPE_DATA_DIR"] = str(Path(args.data).resolve())
+    os.environ.setdefault("CALLSCOPE_LOG_LEVEL", "warning")
+    if args.postgres:
+        os.environ["CALLSCOPE_DATABASE_URL"] = args.postgres
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "callscope.settings")
+    import django
+
+    django.setup()
+    from callscope.ingest.bootstrap import prepare
+
+    prepare()
+
+
+def generate(args: argparse.Namespace) -> None:
+    from callscope.analytics import synth
+    from callscope.store.models import Call
+
+    if Call.objects.exists():
+        print(f"database already holds {Call.objects.count():,} calls")
+        return
+    report = synth.synth(years=1, calls_per_year=args.calls_per_year, seed=1,
+                         end=dt.date(2026, 11, 1))  # fmt: skip
+    print(f"synth: {report.calls:,} calls, {report.conversations:,} conversations; "
+          f"insert {report.rows_per_second:,.0f} rows/s; rollups rebuilt in "
+          f"{report.rollup_seconds:.0f} s")  # fmt: skip
+
+
+def filter_sets() -> list[tuple[str, Any]]:
+    from django.db.models import Max
+
+    from callscope.analytics import orgindex, queries
+    from callscope.analytics.models import Rollup
+
+    end = Rollup.objects.filter(grain="d", scope="t").aggregate(d=Max("day"))["d"]
+    info = orgindex.current_index().info
+    ward = next(u for u in info.values() if u.level == "ward")
+    dept = next(u for u in info.values() if u.level == "department" and not u.is_ward)
+    section = next(u for u in info.values() if u.level == "section" and u.top_id == ward.id)
+    year = end - dt.timedelta(days=364)
+    F = queries.Filters
+    return [
+        ("30 days, city", F(end - dt.timedelta(days=29), end)),
+        ("quarter, department", F(end - dt.timedelta(days=90), end, dept.id)),
+        ("year, city", F(year, end)),
+        ("year, ward", F(year, end, ward.id)),
+        ("year, section", F(year, end, section.id)),
+    ]
+
+
+def panels() -> list[tuple[str, Callable[[Any], Any]]]:
+    from callscope.analytics import queries
+
+    def matrix(level: str) -> Callable[[Any], Any]:
+        def run(f: Any) -> Any:
+            return queries.matrix(queries.Filters(f.start, f.end, f.unit_id, queries.INTERNAL,
+                                                  level))  # fmt: skip
+
+        return run
+
+    def by_level(level: str) -> Callable[[Any], Any]:
+        def run(f: Any) -> Any:
+            return queries.by_unit(queries.Filters(f.start, f.end, f.unit_id, f.flows, level))
+
+        return run
+
+    return [
+        ("key figures", queries.summary),
+        ("calls per day", queries.trend),
+        ("weekday x hour", queries.heatmap),
+        ("by section", by_level("section")),
+        ("by bureau/ward", by_level("top")),
+        ("distributions", queries.distributions),
+        ("matrix bureau/ward", matrix("top")),
+        ("matrix section", matrix("section")),
+        ("peak load", queries.peak_load),
+        ("mix", queries.mix),
+    ]
+
+
+def direct_peer(f: Any) -> float:
+    """The key figures straight from the calls (no rollups): one GROUP-less aggregate."""
+    from django.db.models import Avg, Count, Q
+
+    from callscope.analytics.conversations import JST
+    from callscope.store.models import Call
+
+    start = dt.datetime.combine(f.start, dt.time(), tzinfo=JST)
+    end = dt.datetime.combine(f.end + dt.timedelta(days=1), dt.time(), tzinfo=JST)
+    clock = time.perf_counter()
+    Call.objects.filter(started_at__gte=start, started_at__lt=end, direction="inbound").aggregate(
+        n=Count("conversation_id", distinct=True), talk=Avg("talk_seconds"),
+        answered=Count("id", filter=Q(result="answered")),
+    )  # fmt: skip
+    return time.perf_counter() - clock
+
+
+def measure_panels(repeat: int, label: str) -> list[str]:
+    lines = [f"| {label}: panel | filters | p50 ms | p95 ms | max ms |", "|---|---|---|---|---|"]
+    worst = 0.0
+    for fname, f in filter_sets():
+        for pname, run in panels():
+            run(f)  # warm
+            times = []
+            for _ in range(repeat):
+                clock = time.perf_counter()
+                run(f)
+                times.append((time.perf_counter() - clock) * 1000)
+            times.sort()
+            p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+            worst = max(worst, p95)
+            lines.append(f"| {pname} | {fname} | {statistics.median(times):.1f} | {p95:.1f} | "
+                         f"{times[-1]:.1f} |")  # fmt: skip
+    lines.append(f"| **worst p95** | | | **{worst:.1f}** | |")
+    return lines
+
+
+def measure_apply(n: int) -> str:
+    from django.db import connection, transaction
+
+    from callscope.analytics import rollups, synth
+    from callscope.store.models import Call
+
+    names = [name for name, _ in synth.INSERT_COLUMNS]
+    last = Call.objects.order_by("-started_at").values_list(*names)[:n]
+    rows = []
+    for i, values in enumerate(last):
+        row = dict(zip(names, values, strict=True))
+        row["call_id"] = f"bench-apply-{i}"
+        row["conversation_id"] = f"bench-apply-{i}"
+        rows.append(tuple(row[name] for name in names))
+    with transaction.atomic():
+        synth.insert_rows(rows)
+        calls = list(Call.objects.filter(call_id__startswith="bench-apply-"))
+        rollups.apply_call(calls[0])  # warm the directory index and SQL cache
+        clock = time.perf_counter()
+        for call in calls[1:]:
+            rollups.apply_call(call)
+        per_call = (time.perf_counter() - clock) / (len(calls) - 1)
+        transaction.set_rollback(True)
+    return (f"apply_call on {connection.vendor}: {per_call * 1e6:.0f} µs per call "
+            f"({len(calls) - 1} calls, inside one transaction, commit not included)")  # fmt: skip
+
+
+def replicate(years: int) -> str:
+    from django.db import connection, transaction
+
+    from callscope.analytics.models import LoadHour, MatrixRollup, Rollup
+
+    pg = connection.vendor == "postgresql"
+    shift = "(day - interval '{k} year')::date" if pg else "date(day, '-{k} year')"
+    tables = [(Rollup, "day"), (MatrixRollup, "day")]
+    clock = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for model, _ in tables:
+            table = model._meta.db_table
+            columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
+            for k in range(1, years + 1):
+                select = ", ".join(shift.format(k=k) if c == "day" else c for c in columns)
+                cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) "
+                               f"SELECT {select} FROM {table} WHERE day > %s",
+                               [dt.date(2025, 11, 1)])  # fmt: skip
+        hours = LoadHour._meta.db_table
+        for k in range(1, years + 1):
+            hour = ("hour - interval '{k} year'" if pg else "datetime(hour, '-{k} year')").format(
+                k=k
+            )
+            cursor.execute(f"INSERT INTO {hours} (hour, day, peak) SELECT {hour}, "
+                           f"{shift.format(k=k)}, peak FROM {hours} WHERE day > %s",
+                           [dt.date(2025, 11, 1)])  # fmt: skip
+    seconds = time.perf_counter() - clock
+    rows, matrix = Rollup.objects.count(), MatrixRollup.objects.count()
+    return f"replicated the rollups {years} times in {seconds:.0f} s: {rows:,} rows, {matrix:,} matrix rows"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--postgres", default="")
+    parser.add_argument("--generate", action="store_true")
+    parser.add_argument("--calls-per-year", type=int, default=5_000_000)
+    parser.add_argument("--replicate-years", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--apply", type=int, default=2000)
+    parser.add_argument("--skip-panels", action="store_true")
+    args = parser.parse_args()
+    setup(args)
+    from django.db import connection
+
+    from callscope.analytics.models import Rollup
+    from callscope.store.models import Call
+
+    if args.generate:
+        generate(args)
+    print(f"database: {connection.vendor}; {Call.objects.count():,} calls; "
+          f"{Rollup.objects.count():,} rollup rows")  # fmt: skip
+    if not args.skip_panels:
+        f = filter_sets()[2][1]
+        print(
+            f"peer, key figures of a year straight from the calls: {direct_peer(f) * 1000:.0f} ms"
+        )
+        print("\n".join(measure_panels(args.repeat, "1 year stored")))
+    if args.apply:
+        print(measure_apply(args.apply))
+    if args.replicate_years:
+        print(replicate(args.replicate_years))
+        print("\n".join(measure_panels(args.repeat, f"{args.replicate_years + 1} years stored")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
