@@ -208,7 +208,9 @@ def replicate(years: int) -> str:
                            [dt.date(2025, 11, 1)])  # fmt: skip
     seconds = time.perf_counter() - clock
     rows, matrix = Rollup.objects.count(), MatrixRollup.objects.count()
-    return f"replicated the rollups {years} times in {seconds:.0f} s: {rows:,} rows, {matrix:,} matrix rows"
+    return (
+        f"replicated the rollups {years} times in {seconds:.0f} s: {rows:,} rows, {matrix:,} matrix"
+    )
 
 
 def main() -> int:
