@@ -187,3 +187,17 @@ def test_evidence_requested_by_operator_and_approved_by_manager(browser, live_se
     finally:
         for context in contexts:
             context.close()
+
+
+def test_dashboard_renders_its_charts(page, transactional_db):
+    from callscope.analytics.rebuild import rebuild
+
+    city_morning(seconds=3.0)
+    rebuild()
+    make_user("kanri-dash", Role.MANAGER)
+    log_in(page, "kanri-dash")
+    page.get_by_role("link", name="ダッシュボード", exact=True).click()
+    page.wait_for_load_state()
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+    assert page.locator("h1").first.inner_text()
+    shot(page, "09-dashboard")
