@@ -426,7 +426,7 @@ LOGIN_REDIRECT_URL = "console:home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Server-side sessions with a sliding idle timeout (FIELD-NOTES: SESSION_COOKIE_AGE plus
-# SESSION_SAVE_EVERY_REQUEST); the absolute lifetime is enforced by SessionPolicyMiddleware.
+# SESSION_SAVE_EVERY_REQUEST); the absolute lifetime is enforced by AccountPolicyMiddleware.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = CALLSCOPE_IDLE_TIMEOUT_MINUTES * 60
 SESSION_SAVE_EVERY_REQUEST = True

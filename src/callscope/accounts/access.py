@@ -34,11 +34,8 @@ LISTENING_GAP_SECONDS = 30 * 60
 
 
 def client_address(request: HttpRequest) -> str:
-    """The client's IP address (the first X-Forwarded-For hop behind a trusted proxy).
-
-    Same rule as `callscope.console.middleware.client_address`; here because accounts sits
-    below the console in the layer order.
-    """
+    """The client's IP address (the first X-Forwarded-For hop behind a trusted proxy); the
+    one definition, used by the audit trail and the console's network allow-list."""
     if settings.CALLSCOPE_TRUSTED_PROXY:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:

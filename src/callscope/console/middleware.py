@@ -1,9 +1,9 @@
 """Request policies that apply to every console page.
 
 `NetworkAllowListMiddleware` refuses clients outside the configured networks before any
-session or database work is done. `SessionPolicyMiddleware` enforces the absolute session
-lifetime and the password obligations (first-login change, periodic change); the idle lock
-itself is the session's sliding expiry (SESSION_COOKIE_AGE with SESSION_SAVE_EVERY_REQUEST).
+session or database work is done. `SessionPolicyMiddleware` enforces the password
+obligations (first-login change, periodic change). The session lifetime, idle lock and
+revocation are `callscope.accounts.middleware.AccountPolicyMiddleware`'s, which runs first.
 """
 
 from __future__ import annotations
@@ -13,24 +13,13 @@ import ipaddress
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib import messages
-from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-SESSION_AUTH_AT = "callscope_auth_at"
-
-
-def client_address(request: HttpRequest) -> str:
-    """The client's IP address (the first X-Forwarded-For hop behind a trusted proxy)."""
-    if settings.CALLSCOPE_TRUSTED_PROXY:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return str(forwarded).split(",")[0].strip()
-    return str(request.META.get("REMOTE_ADDR", ""))
+from callscope.accounts.access import client_address
 
 
 class NetworkAllowListMiddleware:
@@ -65,15 +54,6 @@ class SessionPolicyMiddleware:
 
     def _enforce(self, request: HttpRequest) -> HttpResponse | None:
         now = timezone.now()
-        started = request.session.get(SESSION_AUTH_AT)
-        if started is None:
-            request.session[SESSION_AUTH_AT] = now.timestamp()
-        else:
-            limit = dt.timedelta(hours=settings.CALLSCOPE_SESSION_MAX_HOURS)
-            if now - dt.datetime.fromtimestamp(started, tz=dt.UTC) > limit:
-                logout(request)
-                messages.info(request, _("Your session has ended. Please log in again."))
-                return redirect("login")
         exempt = {reverse(name) for name in self.EXEMPT_NAMES}
         if request.path in exempt or request.path.startswith(settings.STATIC_URL):
             return None
