@@ -18,7 +18,13 @@ from callscope.protocol.errors import SipParseError, SiprecParseError
 from callscope.protocol.sdp import SessionDescription
 from callscope.protocol.sip import SipMessage
 from callscope.protocol.siprec import DataMode, RecordingMetadata, aor_user
-from callscope.protocol.siprec_offer import RecordingBody, answer_sdp, is_siprec
+from callscope.protocol.siprec_offer import (
+    DEFAULT_CODECS,
+    RecordingBody,
+    acceptable_formats,
+    answer_sdp,
+    is_siprec,
+)
 from tests.protocol._siprec_wire import as_invite, drachtio_parts, miarec_messages
 
 RECORDING_1 = "urn:ietf:params:xml:ns:recording:1"
@@ -353,14 +359,19 @@ def test_answer_keeps_labels_and_refuses_what_cannot_be_recorded() -> None:
         b"m=video 8002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=label:v\r\n"
         b"m=audio 8004 RTP/AVP 3\r\na=label:gsm\r\n"
         b"m=audio 8006 RTP/AVP 0\r\na=label:p\r\na=inactive\r\n"
+        b"m=audio 8008 RTP/SAVP 0\r\na=label:s\r\n"
     )
-    answer = answer_sdp(offer, [40000, 0, 0, 40002], address="192.0.2.2", session_id=7, version=2)
+    assert [acceptable_formats(m, DEFAULT_CODECS) for m in offer.media] == [
+        (0, 101), (), (), (0,), (),
+    ]  # fmt: skip
+    ports = [40000, 0, 0, 40002, 0]
+    answer = answer_sdp(offer, ports, address="192.0.2.2", session_id=7, version=2)
     assert answer.decode().split("\r\n") == [
         "v=0", "o=callscope 7 2 IN IP4 192.0.2.2", "s=callscope", "c=IN IP4 192.0.2.2",
         "t=0 0", "m=audio 40000 RTP/AVP 0 101", "a=rtpmap:0 PCMU/8000",
         "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=label:a", "a=recvonly",
         "m=video 0 RTP/AVP 96", "m=audio 0 RTP/AVP 3", "m=audio 40002 RTP/AVP 0",
-        "a=rtpmap:0 PCMU/8000", "a=label:p", "a=inactive", "",
+        "a=rtpmap:0 PCMU/8000", "a=label:p", "a=inactive", "m=audio 0 RTP/SAVP 0", "",
     ]  # fmt: skip
 
 

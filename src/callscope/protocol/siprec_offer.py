@@ -15,7 +15,7 @@ kept as fixed messages; `RecordingBody.of` never raises.
 `answer_sdp` builds the SRS's answer (RFC 3264 6, RFC 7866 8.1.1): one m= line per offered
 one in the same order, ``recvonly`` (``inactive`` to an inactive offer), the offer's
 ``a=label``, the offered payload types the recorder can decode, and port 0 for a stream
-it refuses (not audio, or no decodable codec).
+it refuses (not audio, SRTP, or no decodable codec).
 """
 
 from __future__ import annotations
@@ -179,8 +179,10 @@ def answer_sdp(
 
 def acceptable_formats(media: MediaDescription, codecs: frozenset[str]) -> tuple[int, ...]:
     """Payload types of an offered audio stream the recorder can decode; empty for a
-    stream to refuse (port 0, not audio, nothing decodable)."""
+    stream to refuse (port 0, not audio, nothing decodable, SRTP: no keys are kept)."""
     if media.rejected or media.media != "audio" or "RTP" not in media.proto.upper():
+        return ()
+    if media.is_encrypted:
         return ()
     found = tuple(
         pt
