@@ -75,18 +75,24 @@ class Rollup(Measures):  # type: ignore[valid-type,misc]
     flow = models.CharField(max_length=8)
 
     class Meta:
+        # flow right after grain and scope: a panel reads one flow's rows as one range
         constraints = [
             models.UniqueConstraint(
-                fields=["grain", "scope", "day", "hour", "weekday", "unit_id", "top_id", "flow"],
-                name="rollup_bucket",
+                fields=["grain", "scope", "flow", "day", "hour", "weekday", "unit_id", "top_id"],
+                name="rollup_bucket_by_flow",
             )
         ]
         indexes = [
-            models.Index(fields=["grain", "scope", "section_id", "day"], name="rollup_section"),
             models.Index(
-                fields=["grain", "scope", "department_id", "day"], name="rollup_department"
+                fields=["grain", "scope", "section_id", "flow", "day"], name="rollup_section_flow"
             ),
-            models.Index(fields=["grain", "scope", "top_id", "day"], name="rollup_top"),
+            models.Index(
+                fields=["grain", "scope", "department_id", "flow", "day"],
+                name="rollup_department_flow",
+            ),
+            models.Index(
+                fields=["grain", "scope", "top_id", "flow", "day"], name="rollup_top_flow"
+            ),
         ]
 
 

@@ -73,7 +73,7 @@ def _unit_condition(unit: UnitInfo | None, prefix: str = "") -> tuple[str, list[
         return f" AND {prefix}top_id = %s", [unit.id]
     if unit.level == "department":
         return f" AND {prefix}department_id = %s", [unit.id]
-    return f" AND {prefix}unit_id = %s", [unit.id]
+    return f" AND {prefix}{'unit' if prefix else 'section'}_id = %s", [unit.id]
 
 
 def _needs_units(f: Filters, grouped: bool) -> bool:
