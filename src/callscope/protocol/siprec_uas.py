@@ -531,7 +531,8 @@ class RecordingServer:
 
     def _contact(self, session: RecordingSession) -> str:
         host = self.config.contact_host or session.local.ip
-        transport = "" if session.transport is Transport.UDP else ";transport=tcp"
+        udp = session.transport is Transport.UDP
+        transport = "" if udp else f";transport={session.transport.value}"
         return f"<sip:srs@{_hostport(host, session.local.port)}{transport}>"
 
     def _tx_dst(self, key: tuple[str, ...], ctx: _Context) -> Endpoint:
