@@ -86,11 +86,12 @@ def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
 
 
 def drain_encoder(data_dir: Path) -> None:
-    subprocess.run(
+    result = subprocess.run(
         [str(CALLSCOPE), "shell", "-c",
          "from callscope.ingest.encoder import drain; drain()"],
-        env=environment(data_dir), check=True, capture_output=True, timeout=300,
+        env=environment(data_dir), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def rows(data_dir: Path, sql: str) -> list[tuple]:

@@ -6,6 +6,7 @@ The compiled .mo files are build output and are not kept in the repository; they
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polib
@@ -21,7 +22,8 @@ def compile_messages(locale_dir: Path = LOCALE_DIR) -> list[Path]:
         if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
             continue
         catalogue = polib.pofile(str(po_path))
-        tmp = mo_path.with_suffix(".mo.tmp")
+        # a name of its own: several processes may start at once on a fresh checkout
+        tmp = mo_path.with_suffix(f".mo.{os.getpid()}.tmp")
         catalogue.save_as_mofile(str(tmp))
         tmp.replace(mo_path)
         written.append(mo_path)
