@@ -14,6 +14,7 @@ Holidays are the fixed-date national holidays and the year-end closure (12/29-1/
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import random
 import time
@@ -30,7 +31,7 @@ from callscope.analytics import orgindex
 from callscope.analytics.conversations import JST
 from callscope.analytics.synth_org import SERVICES, City, Section, build_city
 from callscope.store.masking import pseudonym
-from callscope.store.models import Call, Direction, DirectoryEntry, OrgUnit
+from callscope.store.models import Call, Direction, DirectoryEntry
 from callscope.store.numbering import classify_number
 
 HOURS = {8: 0.35, 9: 1.65, 10: 1.35, 11: 1.1, 12: 0.55, 13: 1.4, 14: 1.15, 15: 1.0, 16: 0.85,
@@ -57,6 +58,8 @@ INSERT_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("anomaly_count", 0),
 )  # fmt: skip
 TIME_COLUMNS = frozenset({"started_at", "ringing_at", "answered_at", "ended_at"})
+_DEFAULTS = tuple(default for _name, default in INSERT_COLUMNS)
+_INDEX = {name: i for i, (name, _default) in enumerate(INSERT_COLUMNS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +86,23 @@ class _Citizens:
 
     def __init__(self, rng: random.Random, key: str) -> None:
         self.numbers = [self._number(rng) for _ in range(CALLER_POOL)]
-        self.classes = [classify_number(n).value for n in self.numbers]
-        self.pseudonyms = [pseudonym(n, key) if n != "anonymous" else "" for n in self.numbers]
-        self.rng = rng
+        self.rng, self.key = rng, key
+        self._classes: dict[int, str] = {}
+        self._pseudonyms: dict[int, str] = {}
+
+    def cls(self, who: int) -> str:
+        found = self._classes.get(who)
+        if found is None:
+            found = self._classes[who] = classify_number(self.numbers[who]).value
+        return found
+
+    def pseudonym(self, who: int) -> str:
+        found = self._pseudonyms.get(who)
+        if found is None:
+            number = self.numbers[who]
+            found = "" if number == "anonymous" else pseudonym(number, self.key)
+            self._pseudonyms[who] = found
+        return found
 
     @staticmethod
     def _number(rng: random.Random) -> str:
@@ -112,8 +129,7 @@ class _Generator:
         self.conversations = 0
         self.hour_choices = list(HOURS)
         self.hour_weights = list(HOURS.values())
-        self.units = {u.id: u for u in OrgUnit.objects.all()}
-        self.ext_class = "staff"
+        self._target_cache: dict[tuple[int, int], tuple[list[Section], list[Section]]] = {}
 
     # -- one leg -----------------------------------------------------------------------------
 
@@ -122,18 +138,18 @@ class _Generator:
         self.serial += 1
         answered, ended = fields.get("answered_at"), fields.get("ended_at")
         ringing = fields.get("ringing_at")
-        values = {
-            **fields,
-            "call_id": f"synth-{self.seed}-{self.serial}@callscope",
-            "conversation_id": conv,
-            "caller_number": caller,
-            "callee_number": callee,
-            "started_at": start,
-            "setup_seconds": _secs(start, answered or ended),
-            "ring_seconds": _secs(ringing, answered or ended),
-            "talk_seconds": _secs(answered, ended) if answered else None,
-        }
-        return tuple(values.get(name, default) for name, default in INSERT_COLUMNS)
+        row = list(_DEFAULTS)
+        for name, value in fields.items():
+            row[_INDEX[name]] = value
+        row[_INDEX["call_id"]] = f"synth-{self.seed}-{self.serial}@callscope"
+        row[_INDEX["conversation_id"]] = conv
+        row[_INDEX["caller_number"]] = caller
+        row[_INDEX["callee_number"]] = callee
+        row[_INDEX["started_at"]] = start
+        row[_INDEX["setup_seconds"]] = _secs(start, answered or ended)
+        row[_INDEX["ring_seconds"]] = _secs(ringing, answered or ended)
+        row[_INDEX["talk_seconds"]] = _secs(answered, ended) if answered else None
+        return tuple(row)
 
     # -- conversations -----------------------------------------------------------------------
 
@@ -141,8 +157,8 @@ class _Generator:
         rng = self.rng
         talk_median, wait_median, patience_mean, has_ivr, _months = SERVICES[section.service]
         who = self.citizens.pick()
-        number, cls, pseud = (self.citizens.numbers[who], self.citizens.classes[who],
-                              self.citizens.pseudonyms[who])  # fmt: skip
+        number = self.citizens.numbers[who]
+        cls, pseud = self.citizens.cls(who), self.citizens.pseudonym(who)
         conv = f"synth-{self.seed}-c{self.conversations}"
         common = {"caller_class": cls, "caller_pseudonym": pseud, "direction": Direction.INBOUND,
                   "callee_unit_id": section.unit_id}  # fmt: skip
@@ -207,7 +223,7 @@ class _Generator:
         conv = f"synth-{self.seed}-c{self.conversations}"
         ring = start + dt.timedelta(seconds=rng.uniform(1, 4))
         fields = {"caller_class": "staff", "callee_class": classify_number(number).value,
-                  "callee_pseudonym": self.citizens.pseudonyms[who],
+                  "callee_pseudonym": self.citizens.pseudonym(who),
                   "direction": Direction.OUTBOUND, "caller_unit_id": section.unit_id,
                   "ringing_at": ring}  # fmt: skip
         desk = rng.choice(section.extensions)
@@ -226,13 +242,11 @@ class _Generator:
 
     def internal(self, section: Section, start: dt.datetime, sections: list[Section]) -> list[Row]:
         rng = self.rng
-        same_service = [s for s in sections if s.service == section.service and s is not section]
-        other_side = [s for s in same_service if s.is_ward != section.is_ward]
+        other_side, same_top = self._targets(section, sections)
         r = rng.random()
         if other_side and r < 0.55:
             target = rng.choice(other_side)
         elif r < 0.8:
-            same_top = [s for s in sections if s.top_code == section.top_code and s is not section]
             target = rng.choice(same_top or sections)
         else:
             target = rng.choice(sections)
@@ -252,14 +266,34 @@ class _Generator:
                          ended_at=ring + dt.timedelta(seconds=rng.uniform(5, 40)),
                          ended_by="caller", **fields)]  # fmt: skip
 
+    def _targets(
+        self, section: Section, sections: list[Section]
+    ) -> tuple[list[Section], list[Section]]:
+        """Sections of the same service on the other side (ward/HQ), and of the same top."""
+        key = (id(sections), section.unit_id)
+        found = self._target_cache.get(key)
+        if found is None:
+            others = [s for s in sections if s is not section]
+            found = (
+                [
+                    s
+                    for s in others
+                    if s.service == section.service and s.is_ward != section.is_ward
+                ],
+                [s for s in others if s.top_code == section.top_code],
+            )
+            self._target_cache[key] = found
+        return found
+
     # -- one day -----------------------------------------------------------------------------
 
     def day(self, day: dt.date, conversations: int) -> list[Row]:
         rng = self.rng
         sections = self.city.year_of(day)
         month = day.month - 1
-        weights = [s.weight * SERVICES[s.service][4][month] for s in sections]
-        outbound_weights = [s.weight for s in sections]
+        weights = list(itertools.accumulate(s.weight * SERVICES[s.service][4][month]
+                                            for s in sections))  # fmt: skip
+        outbound_weights = list(itertools.accumulate(s.weight for s in sections))
         hours = rng.choices(self.hour_choices, self.hour_weights, k=conversations)
         kinds = rng.choices([k for k, _ in MIX], [w for _, w in MIX], k=conversations)
         midnight = dt.datetime.combine(day, dt.time(), tzinfo=JST)
@@ -269,13 +303,15 @@ class _Generator:
             start = midnight + dt.timedelta(hours=hour, seconds=rng.uniform(0, 3600))
             start = start.astimezone(dt.UTC)
             if kind == "inbound":
-                section = rng.choices(sections, weights)[0]
+                section = rng.choices(sections, cum_weights=weights)[0]
                 load = (HOURS[hour] / 1.2) ** 1.5 * SERVICES[section.service][4][month] ** 2
                 calls += self.inbound(section, start, max(load, 0.2))
             elif kind == "outbound":
-                calls += self.outbound(rng.choices(sections, outbound_weights)[0], start)
+                calls += self.outbound(
+                    rng.choices(sections, cum_weights=outbound_weights)[0], start
+                )
             else:
-                caller = rng.choices(sections, outbound_weights)[0]
+                caller = rng.choices(sections, cum_weights=outbound_weights)[0]
                 calls += self.internal(caller, start, sections)
         return calls
 
