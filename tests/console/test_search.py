@@ -6,7 +6,14 @@ import pytest
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from callscope.console.search import SORTS, SearchForm, filter_calls, implied_start, page_of
+from callscope.console.search import (
+    SORTS,
+    SearchForm,
+    filter_calls,
+    find_calls,
+    implied_start,
+    page_of,
+)
 from callscope.store.models import AuditEntry, Call, OrgUnit
 
 from ._factory import make_call
@@ -264,3 +271,31 @@ def test_search_needs_login(client, db):
     response = client.get(reverse("console:search"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sort", ["-started", "started", "-talk", "wait"])
+@pytest.mark.parametrize("side", ["", "caller", "callee"])
+def test_unit_branches_page_exactly_like_one_query(sort, side):
+    ward = OrgUnit.objects.create(code="W", name="区", level="ward", valid_from="2024-04-01")
+    sections = [
+        OrgUnit.objects.create(code=f"S{i}", name=f"課{i}", level="section", parent=ward,
+                               top=ward, valid_from="2024-04-01")
+        for i in range(3)
+    ]  # fmt: skip
+    for i in range(40):
+        call = make_call(T0 + dt.timedelta(minutes=i // 2), talk_seconds=float(i % 5),
+                         setup_seconds=float(i % 3))  # fmt: skip
+        Call.objects.filter(pk=call.pk).update(
+            caller_unit=sections[i % 3] if i % 4 else None, callee_unit=sections[(i + 1) % 3]
+        )
+    data = _form(unit=str(ward.pk), side=side, start="2024-01-01")
+    query = find_calls(data)
+    assert len(query.branches) == (4 if side else 8)  # the ward itself and its 3 sections
+    ids, pages = _walk(query, sort, size=7)
+    key = SORTS[sort]
+    expected = [c.pk for c in key.annotate(filter_calls(data)).order_by(*key.ordering())]
+    assert ids == expected and len(ids) == len(set(ids))
+    assert 20 <= len(ids) <= 40
+    back = page_of(query, sort, before=pages[-1].prev_cursor, size=7)
+    assert [c.pk for c in back.rows] == [c.pk for c in pages[-2].rows]

@@ -34,7 +34,7 @@ from callscope.console.search import (
     UNBOUNDED_SORT_DAYS,
     CursorError,
     SearchForm,
-    filter_calls,
+    find_calls,
     implied_start,
     iter_rows,
     page_of,
@@ -147,7 +147,7 @@ def search(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         sort = data.get("sort") or "-started"
         calls = (
-            filter_calls(data)
+            find_calls(data)
             .select_related("caller_unit", "callee_unit", "recording")
             .defer(*_HEAVY)
         )
@@ -192,7 +192,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
         return render(request, "console/calls/search.html", {"form": form}, status=400)
     sort = form.cleaned_data.get("sort") or "-started"
     rows = iter_rows(
-        filter_calls(form.cleaned_data)
+        find_calls(form.cleaned_data)
         .select_related("caller_unit", "callee_unit", "recording")
         .defer(*_HEAVY),
         sort,
