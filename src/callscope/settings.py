@@ -29,6 +29,16 @@ from callscope.config import (
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+
+def _port_range(raw: str) -> tuple[int, int]:
+    """``FIRST-LAST`` UDP ports (CALLSCOPE_SIPREC_RTP_PORTS), at least two, within 1024-65535."""
+    first_text, sep, last_text = raw.strip().partition("-")
+    first, last = int(first_text), int(last_text if sep else first_text)
+    if not 1024 <= first < last <= 65535:
+        raise ValueError("expected FIRST-LAST with 1024 <= FIRST < LAST <= 65535")
+    return first, last
+
+
 # -- declarations -------------------------------------------------------------------------
 
 DATA_DIR_SETTING = declare(
@@ -253,6 +263,26 @@ HEP_CAPTURE_IDS_SETTING = declare(
     "Capture ids (HEPv3 chunk 12) of the HEP agents allowed, comma-separated, e.g. 2001,2002; "
     "packets from other agents are counted and dropped. Empty: any agent.",
 )
+SIPREC_RTP_PORTS_SETTING = declare(
+    "CALLSCOPE_SIPREC_RTP_PORTS",
+    lambda raw: "{}-{}".format(*_port_range(raw)),  # checked: FIRST-LAST
+    "40000-40999",
+    "UDP ports `callscope capture --siprec` gives to recorded streams, FIRST-LAST: one even "
+    "port per stream, two per two-party recording (the default holds 500 recordings).",
+)
+SIPREC_TLS_CERT_SETTING = declare(
+    "CALLSCOPE_SIPREC_TLS_CERT",
+    str,
+    "",
+    "PEM certificate (chain) file for SIP over TLS on the SIPREC port + 1 (5061 beside "
+    "5060). Empty: no TLS listener.",
+)
+SIPREC_TLS_KEY_SETTING = declare(
+    "CALLSCOPE_SIPREC_TLS_KEY",
+    str,
+    "",
+    "PEM private key file of CALLSCOPE_SIPREC_TLS_CERT.",
+)
 
 # -- values -------------------------------------------------------------------------------
 
@@ -300,6 +330,10 @@ CALLSCOPE_HEP_AUTH_KEY: str = HEP_AUTH_KEY_SETTING.read()
 CALLSCOPE_HEP_CAPTURE_IDS: frozenset[int] = frozenset(
     int(item) for item in parse_list(HEP_CAPTURE_IDS_SETTING.read())
 )
+_RTP_FIRST, _RTP_LAST = _port_range(SIPREC_RTP_PORTS_SETTING.read())
+CALLSCOPE_SIPREC_RTP_PORTS: range = range(_RTP_FIRST, _RTP_LAST + 1)
+CALLSCOPE_SIPREC_TLS_CERT: str = SIPREC_TLS_CERT_SETTING.read()
+CALLSCOPE_SIPREC_TLS_KEY: str = SIPREC_TLS_KEY_SETTING.read()
 CALLSCOPE_PASSWORD_HISTORY: int = PASSWORD_HISTORY_SETTING.read()
 CALLSCOPE_AUDIT_LOG_FILE: str = AUDIT_LOG_FILE_SETTING.read()
 CALLSCOPE_AUDIT_SYSLOG: str = AUDIT_SYSLOG_SETTING.read()

@@ -217,8 +217,24 @@ def test_idle_session_is_ended_with_a_bye_and_close_ends_the_rest() -> None:
 
 
 def test_released_ports_can_be_bound_again(source: SiprecSource) -> None:
-    port = source.ports.allocate()
-    assert port is not None and port % 2 == 0
-    source.ports.release(port)
+    ports = source.ports.allocate(3)
+    assert ports is not None and ports[1:] == [ports[0] + 2, ports[0] + 4] and ports[0] % 2 == 0
+    for port in ports:
+        source.ports.release(port)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((LOCAL, port))
+        probe.bind((LOCAL, ports[1]))
+
+
+def test_ports_of_an_answer_run_together_around_busy_ones() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind((LOCAL, 47602))  # another program holds one port of the range
+        source = SiprecSource(Endpoint(LOCAL, 0), rtp_ports=range(47600, 47610))
+        try:
+            first = source.ports.allocate(2)
+            second = source.ports.allocate(2)
+            assert (first, second) == ([47604, 47606], None)  # no second run of two is free
+            assert source.ports.allocate(1) == [47608]
+            assert source.ports.allocate(1) == [47600]
+            assert source.ports.allocate(1) is None and source.ports.failed_binds >= 1
+        finally:
+            source.close()

@@ -103,12 +103,12 @@ class Ports:
         self.free = list(range(first, first + 2 * count, 2))
         self.used: set[int] = set()
 
-    def allocate(self) -> int | None:
-        if not self.free:
+    def allocate(self, count: int) -> list[int] | None:
+        if len(self.free) < count:
             return None
-        port = self.free.pop(0)
-        self.used.add(port)
-        return port
+        ports, self.free = self.free[:count], self.free[count:]
+        self.used.update(ports)
+        return ports
 
     def release(self, port: int) -> None:
         assert port in self.used

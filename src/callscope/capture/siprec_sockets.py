@@ -3,8 +3,10 @@
 `RtpPorts` is the `PortAllocator` the recording server's UAS asks for ports: each port is
 an even number of the configured range (RFC 3550 11: RTP on even ports), bound to a
 non-blocking UDP socket at once (so a port in use elsewhere is skipped) and registered
-with the listener's selector; `release` closes it. Ports are handed out round robin, so a
-port just released is not reused at once (late packets of an ended session go nowhere).
+with the listener's selector; `release` closes it. The ports of one answer are a run of
+consecutive even ports when one is free (some clients, SIPp among them, only add an offset
+to the first port), handed out round robin, so a port just released is not reused at once
+(late packets of an ended session go nowhere).
 
 `SipConnection` is one TCP or TLS connection of a recording client: bytes in go through a
 `SipFramer` (RFC 3261 18.3: Content-Length frames each message), bytes out wait in a
@@ -79,26 +81,47 @@ class RtpPorts:
         self.failed_binds = 0
         self._next = 0
 
-    def allocate(self) -> int | None:
-        """Bind the next free even port; None when every port is in use."""
-        for _ in range(len(self.candidates)):
-            port = self.candidates[self._next]
-            self._next = (self._next + 1) % len(self.candidates)
-            if port in self.sockets:
-                continue
-            sock = socket.socket(self.family, socket.SOCK_DGRAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RTP_BUFFER)
-                sock.bind((self.ip, port))
-            except OSError:
-                sock.close()
-                self.failed_binds += 1  # in use by another program: skip it
-                continue
-            sock.setblocking(False)
-            self.sockets[port] = sock
-            self.selector.register(sock, selectors.EVENT_READ, port)
-            return port
-        return None
+    def allocate(self, count: int) -> list[int] | None:
+        """Bind ``count`` free even ports, consecutive when such a run is free (from the
+        round-robin cursor on), else any; None when there are not that many."""
+        size = len(self.candidates)
+        for step in range(size):
+            first = (self._next + step) % size
+            if first + count > size:
+                continue  # a run does not wrap around the end of the range
+            run = self._bind_all(self.candidates[first : first + count])
+            if run is not None:
+                self._next = (first + count) % size
+                return run
+        scattered = [p for p in self.candidates if p not in self.sockets][:count]
+        return self._bind_all(scattered) if len(scattered) == count else None
+
+    def _bind_all(self, ports: list[int]) -> list[int] | None:
+        """Bind every port of ``ports`` or none of them."""
+        if any(port in self.sockets for port in ports):
+            return None
+        bound: list[int] = []
+        for port in ports:
+            if not self._bind(port):
+                for done in bound:
+                    self.release(done)
+                return None
+            bound.append(port)
+        return bound
+
+    def _bind(self, port: int) -> bool:
+        sock = socket.socket(self.family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RTP_BUFFER)
+            sock.bind((self.ip, port))
+        except OSError:
+            sock.close()
+            self.failed_binds += 1  # in use by another program: skip it
+            return False
+        sock.setblocking(False)
+        self.sockets[port] = sock
+        self.selector.register(sock, selectors.EVENT_READ, port)
+        return True
 
     def release(self, port: int) -> None:
         """Close the port's socket."""

@@ -93,8 +93,10 @@ class EndReason(enum.StrEnum):
 class PortAllocator(Protocol):
     """RTP ports for the answers (the capture layer binds them)."""
 
-    def allocate(self) -> int | None:
-        """A free even RTP port, or None when the range is exhausted."""
+    def allocate(self, count: int) -> list[int] | None:
+        """``count`` free even RTP ports, next to each other where possible (a client that
+        can only add an offset to the first port then still works), or None when there
+        are not that many."""
 
     def release(self, port: int) -> None:
         """The port is no longer used by any session."""

@@ -325,18 +325,25 @@ class RecordingServer:
 
     def _negotiate(self, session: RecordingSession, offer: SessionDescription) -> None:
         """Ports for the offer's m= lines (a label keeps its port) and the answer."""
+        names = [m.label if m.label is not None else f"#{i}" for i, m in enumerate(offer.media)]
+        wanted = list(
+            dict.fromkeys(
+                name
+                for name, media in zip(names, offer.media, strict=True)
+                if acceptable_formats(media, self.config.codecs) and name not in session.ports
+            )
+        )
+        if wanted:
+            allocated = self.ports.allocate(len(wanted))
+            if allocated is None:
+                raise _NoPorts
+            session.ports.update(zip(wanted, allocated, strict=True))
         ports: list[int] = []
         legs: list[MediaLeg] = []
-        for index, media in enumerate(offer.media):
-            name = media.label if media.label is not None else f"#{index}"
-            port = 0
-            if acceptable_formats(media, self.config.codecs):
-                port = session.ports.get(name, 0)
-                if not port:
-                    allocated = self.ports.allocate()
-                    if allocated is None:
-                        raise _NoPorts
-                    port = session.ports[name] = allocated
+        for index, (name, media) in enumerate(zip(names, offer.media, strict=True)):
+            port = (
+                session.ports.get(name, 0) if acceptable_formats(media, self.config.codecs) else 0
+            )
             ports.append(port)
             remote = Endpoint(media.address, media.port) if media.address else None
             payloads = {
