@@ -64,6 +64,58 @@ def generate(args: argparse.Namespace) -> None:
           f"{report.rollup_seconds:.0f} s")  # fmt: skip
 
 
+def copy_from_sqlite(path: str) -> None:
+    """Fill an empty PostgreSQL database with the directory and calls of a synth SQLite
+    database (same rows, same ids), then rebuild the rollups there."""
+    import sqlite3
+
+    from django.db import connection, transaction
+
+    from callscope.analytics import rebuild, synth
+    from callscope.store.models import Call, DirectoryEntry, OrgUnit
+
+    if Call.objects.exists():
+        print(f"database already holds {Call.objects.count():,} calls")
+        return
+    source = sqlite3.connect(path)
+    clock = time.perf_counter()
+    names = [name for name, _ in synth.INSERT_COLUMNS]
+    times = {i for i, name in enumerate(names) if name in synth.TIME_COLUMNS}
+    bools = {
+        i
+        for i, name in enumerate(names)
+        if name in {"early_media", "has_dtmf", "transferred", "encrypted_media"}
+    }
+    with transaction.atomic(), connection.connection.cursor() as cursor:
+        for model in (OrgUnit, DirectoryEntry):
+            table = model._meta.db_table
+            columns = [f.column for f in model._meta.concrete_fields]
+            rows = source.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                           f"(SELECT MAX(id) FROM {table}))")  # fmt: skip
+        table = Call._meta.db_table
+        columns = [*names, "record", "ladder", "imported_at"]
+        query = source.execute(f"SELECT {', '.join(names)}, imported_at FROM {table}")
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in query:
+                values = list(row)
+                for i in times:
+                    if values[i] is not None:
+                        values[i] = values[i] + "+00"
+                for i in bools:
+                    values[i] = bool(values[i])
+                copy.write_row((*values[:-1], "{}", "[]", values[-1] + "+00"))
+    copied = time.perf_counter() - clock
+    print(f"copied {Call.objects.count():,} calls in {copied:.0f} s "
+          f"({Call.objects.count() / copied:,.0f} rows/s by COPY)")  # fmt: skip
+    clock = time.perf_counter()
+    timings = rebuild.rebuild()
+    print(f"rollups rebuilt in {time.perf_counter() - clock:.0f} s {timings}")
+
+
 def filter_sets() -> list[tuple[str, Any]]:
     from django.db.models import Max
 
@@ -91,8 +143,11 @@ def panels() -> list[tuple[str, Callable[[Any], Any]]]:
 
     def matrix(level: str) -> Callable[[Any], Any]:
         def run(f: Any) -> Any:
-            return queries.matrix(queries.Filters(f.start, f.end, f.unit_id, queries.INTERNAL,
-                                                  level))  # fmt: skip
+            # as the console: a city-wide matrix stops at departments
+            chosen = "department" if level == "section" and f.unit_id is None else level
+            return queries.matrix(
+                queries.Filters(f.start, f.end, f.unit_id, queries.INTERNAL, chosen)
+            )
 
         return run
 
@@ -171,13 +226,36 @@ def measure_apply(n: int) -> str:
         synth.insert_rows(rows)
         calls = list(Call.objects.filter(call_id__startswith="bench-apply-"))
         rollups.apply_call(calls[0])  # warm the directory index and SQL cache
-        clock = time.perf_counter()
+        clock, cpu = time.perf_counter(), time.process_time()
         for call in calls[1:]:
             rollups.apply_call(call)
         per_call = (time.perf_counter() - clock) / (len(calls) - 1)
+        per_cpu = (time.process_time() - cpu) / (len(calls) - 1)
+        peer = _round_trip(calls[1:])
         transaction.set_rollback(True)
-    return (f"apply_call on {connection.vendor}: {per_call * 1e6:.0f} µs per call "
-            f"({len(calls) - 1} calls, inside one transaction, commit not included)")  # fmt: skip
+    return (
+        f"apply_call on {connection.vendor}: {per_call * 1e6:,.0f} µs per call wall, "
+        f"{per_cpu * 1e6:,.0f} µs CPU in this process ({len(calls) - 1} calls, one transaction, "
+        f"commit not included); peer: one indexed SELECT of a call's legs by conversation "
+        f"{peer * 1e6:,.0f} µs = {per_call / peer:.1f} round trips"
+    )
+
+
+def _round_trip(calls: list[Any]) -> float:
+    from django.db import connection
+
+    from callscope.store.models import Call
+
+    connection.ensure_connection()
+    cursor = connection.connection.cursor()
+    mark = "?" if connection.vendor == "sqlite" else "%s"
+    sql = f"SELECT id FROM {Call._meta.db_table} WHERE conversation_id = {mark}"
+    clock = time.perf_counter()
+    for call in calls:
+        cursor.execute(sql, [call.conversation_id])
+        cursor.fetchall()
+    cursor.close()
+    return (time.perf_counter() - clock) / len(calls)
 
 
 def replicate(years: int) -> str:
@@ -223,6 +301,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--apply", type=int, default=2000)
     parser.add_argument("--skip-panels", action="store_true")
+    parser.add_argument("--copy-from", default="", help="SQLite database to copy calls from")
     args = parser.parse_args()
     setup(args)
     from django.db import connection
@@ -232,6 +311,8 @@ def main() -> int:
 
     if args.generate:
         generate(args)
+    if args.copy_from:
+        copy_from_sqlite(args.copy_from)
     print(f"database: {connection.vendor}; {Call.objects.count():,} calls; "
           f"{Rollup.objects.count():,} rollup rows")  # fmt: skip
     if not args.skip_panels:

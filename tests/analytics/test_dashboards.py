@@ -104,16 +104,18 @@ def test_distributions_page(browser, city_calls):
 
 
 def test_matrix_with_drill_down_to_the_calls(browser, city_calls):
-    params = {**PERIOD, "level": "section"}
+    shimin, hoiku = city_calls["shimin"], city_calls["hoiku"]
+    params = {**PERIOD, "level": "section", "unit": shimin.top_id}
     html = browser.get(reverse("console:dashboard_matrix"), params).content.decode()
     assert "内線通話マトリクス" in html
-    shimin, hoiku = city_calls["shimin"], city_calls["hoiku"]
     link = (f"/calls/?caller_unit={shimin.pk}&amp;callee_unit={hoiku.pk}"
             "&amp;from=2025-04-01&amp;to=2025-04-30")  # fmt: skip
     assert link in html
     rows = queries.matrix(queries.Filters(dt.date(2025, 4, 1), dt.date(2025, 4, 30),
                                           flows=queries.INTERNAL, level="top"))  # fmt: skip
     assert rows[0]["calls"] == 15 and rows[0]["caller"] == "東灘区役所"
+    city_wide = browser.get(reverse("console:dashboard_matrix"), {**PERIOD, "level": "section"})
+    assert "東灘区役所 市民課" not in city_wide.content.decode()  # sections need a unit filter
 
 
 @pytest.mark.parametrize("table", ["summary", "trend", "heatmap", "units", "wait", "talk",

@@ -381,4 +381,7 @@ def rebuild(since: dt.date | None = None) -> dict[str, float]:
         timings["load"] = time.perf_counter() - clock
         _exec("DROP TABLE IF EXISTS analytics_conv2")
         _exec("DROP TABLE IF EXISTS analytics_conv")
+    for model in (Rollup, MatrixRollup, LoadHour):  # fresh statistics for the planner
+        _exec(f"ANALYZE {model._meta.db_table}")
+    timings["analyze"] = time.perf_counter() - clock
     return timings

@@ -227,8 +227,15 @@ def drill_down_url(caller_id: int, callee_id: int, f: queries.Filters) -> str:
     return f"{reverse('console:search')}?{urlencode(params)}"
 
 
+def matrix_filters(f: queries.Filters) -> queries.Filters:
+    """Internal flows; a city-wide matrix stops at departments (a section x section grid of
+    the whole city is unreadable and the slowest panel): pick a bureau or ward for sections."""
+    level = "department" if f.level == "section" and f.unit_id is None else f.level
+    return queries.Filters(f.start, f.end, f.unit_id, tuple(queries.INTERNAL), level, f.marker)
+
+
 def _matrix(f: queries.Filters) -> dict[str, Any]:
-    f = queries.Filters(f.start, f.end, f.unit_id, tuple(queries.INTERNAL), f.level, f.marker)
+    f = matrix_filters(f)
     rows = queries.matrix(f)[:400]
     callers = sorted({(r["caller"], r["caller_id"]) for r in rows})
     callees = sorted({(r["callee"], r["callee_id"]) for r in rows})
@@ -272,7 +279,7 @@ def export(request: HttpRequest, table: str, fmt: str) -> HttpResponse:
     form = DashboardForm(request.GET or None)
     f = form.filters(default_level="top" if table == "matrix" else "section")
     if table == "matrix":
-        f = queries.Filters(f.start, f.end, f.unit_id, tuple(queries.INTERNAL), f.level)
+        f = matrix_filters(f)
     content_type, write = EXPORT_TYPES[fmt]
     data = write(tables.TABLES[table](f))
     detail = {"start": f.start, "end": f.end, "unit": f.unit_id, "flows": list(f.flows)}
