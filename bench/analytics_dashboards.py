@@ -116,6 +116,47 @@ def copy_from_sqlite(path: str) -> None:
     print(f"rollups rebuilt in {time.perf_counter() - clock:.0f} s {timings}")
 
 
+def copy_rollups_from_sqlite(path: str) -> None:
+    """Replace this PostgreSQL database's directory and rollups by those of a synth SQLite
+    database (the panels read nothing else; the calls are not copied)."""
+    import sqlite3
+
+    from django.db import connection, transaction
+
+    from callscope.analytics.models import LoadHour, MatrixRollup, Rollup, UnitMap
+    from callscope.store.models import Call, DirectoryEntry, OrgUnit
+
+    source = sqlite3.connect(path)
+    models = (OrgUnit, DirectoryEntry, UnitMap, Rollup, MatrixRollup, LoadHour)
+    clock = time.perf_counter()
+    with transaction.atomic(), connection.connection.cursor() as cursor:
+        names = ", ".join(m._meta.db_table for m in (Call, *models))
+        cursor.execute(f"TRUNCATE {names} CASCADE")
+        for model in models:
+            table = model._meta.db_table
+            fields = list(model._meta.concrete_fields)
+            columns = [f.column for f in fields]
+            bools = {i for i, f in enumerate(fields) if f.get_internal_type() == "BooleanField"}
+            stamps = {i for i, f in enumerate(fields) if f.get_internal_type() == "DateTimeField"}
+            query = source.execute(f"SELECT {', '.join(columns)} FROM {table}")
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in query:
+                    values = list(row)
+                    for i in bools:
+                        values[i] = bool(values[i])
+                    for i in stamps:
+                        if values[i] is not None:
+                            values[i] += "+00"
+                    copy.write_row(values)
+            if model is not UnitMap:
+                cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                               f"(SELECT COALESCE(MAX(id), 1) FROM {table}))")  # fmt: skip
+        for model in (Rollup, MatrixRollup, LoadHour):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
+    print(f"copied the directory and {Rollup.objects.count():,} rollup rows in "
+          f"{time.perf_counter() - clock:.0f} s")  # fmt: skip
+
+
 def filter_sets() -> list[tuple[str, Any]]:
     from django.db.models import Max
 
@@ -302,6 +343,7 @@ def main() -> int:
     parser.add_argument("--apply", type=int, default=2000)
     parser.add_argument("--skip-panels", action="store_true")
     parser.add_argument("--copy-from", default="", help="SQLite database to copy calls from")
+    parser.add_argument("--copy-rollups-from", default="", help="... or only its rollups")
     args = parser.parse_args()
     setup(args)
     from django.db import connection
@@ -313,6 +355,8 @@ def main() -> int:
         generate(args)
     if args.copy_from:
         copy_from_sqlite(args.copy_from)
+    if args.copy_rollups_from:
+        copy_rollups_from_sqlite(args.copy_rollups_from)
     print(f"database: {connection.vendor}; {Call.objects.count():,} calls; "
           f"{Rollup.objects.count():,} rollup rows")  # fmt: skip
     if not args.skip_panels:
