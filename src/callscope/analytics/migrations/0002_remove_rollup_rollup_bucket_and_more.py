@@ -4,42 +4,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('analytics', '0001_initial'),
+        ("analytics", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='rollup',
-            name='rollup_bucket',
+            model_name="rollup",
+            name="rollup_bucket",
         ),
         migrations.RemoveIndex(
-            model_name='rollup',
-            name='rollup_section',
+            model_name="rollup",
+            name="rollup_section",
         ),
         migrations.RemoveIndex(
-            model_name='rollup',
-            name='rollup_department',
+            model_name="rollup",
+            name="rollup_department",
         ),
         migrations.RemoveIndex(
-            model_name='rollup',
-            name='rollup_top',
+            model_name="rollup",
+            name="rollup_top",
         ),
         migrations.AddIndex(
-            model_name='rollup',
-            index=models.Index(fields=['grain', 'scope', 'section_id', 'flow', 'day'], name='rollup_section_flow'),
+            model_name="rollup",
+            index=models.Index(
+                fields=["grain", "scope", "section_id", "flow", "day"], name="rollup_section_flow"
+            ),
         ),
         migrations.AddIndex(
-            model_name='rollup',
-            index=models.Index(fields=['grain', 'scope', 'department_id', 'flow', 'day'], name='rollup_department_flow'),
+            model_name="rollup",
+            index=models.Index(
+                fields=["grain", "scope", "department_id", "flow", "day"],
+                name="rollup_department_flow",
+            ),
         ),
         migrations.AddIndex(
-            model_name='rollup',
-            index=models.Index(fields=['grain', 'scope', 'top_id', 'flow', 'day'], name='rollup_top_flow'),
+            model_name="rollup",
+            index=models.Index(
+                fields=["grain", "scope", "top_id", "flow", "day"], name="rollup_top_flow"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rollup',
-            constraint=models.UniqueConstraint(fields=('grain', 'scope', 'flow', 'day', 'hour', 'weekday', 'unit_id', 'top_id'), name='rollup_bucket_by_flow'),
+            model_name="rollup",
+            constraint=models.UniqueConstraint(
+                fields=("grain", "scope", "flow", "day", "hour", "weekday", "unit_id", "top_id"),
+                name="rollup_bucket_by_flow",
+            ),
         ),
     ]

@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('store', '0002_recording_work_queue'),
+        ("store", "0002_recording_work_queue"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='call',
-            index=models.Index(fields=['caller_pseudonym', 'started_at'], name='call_caller_time'),
+            model_name="call",
+            index=models.Index(fields=["caller_pseudonym", "started_at"], name="call_caller_time"),
         ),
     ]
