@@ -216,6 +216,10 @@ def test_generated_multiparts_round_trip(parts: list[tuple[str, bytes]], eol: by
     for mime, content in parts:
         if boundary in content:
             return
+        if eol == b"\n" and content.endswith(b"\r"):
+            # ambiguous by construction: "\r" + LF before a delimiter reads as the CRLF that
+            # RFC 2046 5.1.1 attaches to the delimiter, as a CRLF-framed body must
+            return
         body += b"--" + boundary + eol + b"Content-Type: " + mime.encode() + eol + eol
         body += content + eol
     body += b"--" + boundary + b"--" + eol
