@@ -125,9 +125,15 @@ def _merge(
 _SQL_CACHE: dict[tuple[Any, ...], str] = {}
 
 
+_VENDOR_SQL: dict[str, str] = {}
+
+
 def _vendor_sql(sql: str) -> str:
     """DB-API placeholders: ``?`` for sqlite3, ``%s`` for psycopg (the raw cursors below)."""
-    return sql.replace("%s", "?") if connection.vendor == "sqlite" else sql
+    found = _VENDOR_SQL.get(sql)
+    if found is None:
+        found = _VENDOR_SQL[sql] = sql.replace("%s", "?") if connection.vendor == "sqlite" else sql
+    return found
 
 
 def _upsert_sql(table: str, dims: tuple[str, ...], key: tuple[str, ...],
@@ -196,11 +202,11 @@ def _other_legs(cursor: Any, call: Call) -> list[dict[str, Any]]:
     return rows
 
 
-def _is_repeat(cursor: Any, conv: Conversation) -> bool:
+def _is_repeat(cursor: Any, ops: Any, conv: Conversation) -> bool:
     """Another inbound conversation from the same caller in the `kpis.REPEAT_DAYS` before."""
     if conv.flow != Flow.INBOUND or not conv.caller_pseudonym:
         return False
-    adapt = connection.ops.adapt_datetimefield_value
+    adapt = ops.adapt_datetimefield_value
     since = conv.started_at - dt.timedelta(days=kpis.REPEAT_DAYS)
     cursor.execute(
         _vendor_sql(
@@ -224,12 +230,13 @@ def _minutes(conv: Conversation | None) -> set[dt.datetime]:
     return {first + dt.timedelta(minutes=i) for i in range(count)}
 
 
-def _apply_load(cursor: Any, before: Conversation | None, after: Conversation) -> None:
+def _apply_load(cursor: Any, ops: Any, before: Conversation | None, after: Conversation) -> None:
+    """Per-minute active conversations, and each touched hour's peak of them."""
     old, new = _minutes(before), _minutes(after)
     changes = [(m, 1) for m in new - old] + [(m, -1) for m in old - new]
     if not changes:
         return
-    adapt = connection.ops.adapt_datetimefield_value
+    adapt = ops.adapt_datetimefield_value
     minutes, hours = LoadMinute._meta.db_table, LoadHour._meta.db_table
     params: list[Any] = []
     for minute, step in changes:
@@ -238,21 +245,33 @@ def _apply_load(cursor: Any, before: Conversation | None, after: Conversation) -
     cursor.execute(
         _vendor_sql(
             f"INSERT INTO {minutes} (minute, active) VALUES {values} "  # noqa: S608
-            f"ON CONFLICT (minute) DO UPDATE SET active = {minutes}.active + excluded.active"
+            f"ON CONFLICT (minute) DO UPDATE SET active = {minutes}.active + excluded.active "
+            "RETURNING minute, active"
         ),
         params,
     )
-    for hour in {m.replace(minute=0) for m, _step in changes}:
-        cursor.execute(
-            _vendor_sql(
-                f"INSERT INTO {hours} (hour, day, peak) "  # noqa: S608
-                f"SELECT %s, %s, COALESCE(MAX(active), 0) FROM {minutes} "
-                "WHERE minute >= %s AND minute < %s "
-                "ON CONFLICT (hour) DO UPDATE SET peak = excluded.peak"
-            ),
-            [adapt(hour), connection.ops.adapt_datefield_value(kpis.jst_date(hour)), adapt(hour),
-             adapt(hour + dt.timedelta(hours=1))],
-        )  # fmt: skip
+    peaks: dict[dt.datetime, int] = {}
+    for minute, active in cursor.fetchall():
+        hour = (_aware(minute) or dt.datetime.min).replace(minute=0)
+        peaks[hour] = max(peaks.get(hour, 0), active)
+    grows = all(step > 0 for _minute, step in changes)
+    for hour, peak in peaks.items():
+        if grows:  # a peak only grows when conversations are added
+            sql = (
+                f"INSERT INTO {hours} (hour, day, peak) VALUES (%s, %s, %s) "  # noqa: S608
+                f"ON CONFLICT (hour) DO UPDATE SET peak = MAX({hours}.peak, excluded.peak)"
+            )
+            if ops.connection.vendor == "postgresql":
+                sql = sql.replace("MAX(", "GREATEST(")
+            args = [adapt(hour), ops.adapt_datefield_value(kpis.jst_date(hour)), peak]
+        else:
+            sql = (f"INSERT INTO {hours} (hour, day, peak) "  # noqa: S608
+                   f"SELECT %s, %s, COALESCE(MAX(active), 0) FROM {minutes} "
+                   "WHERE minute >= %s AND minute < %s "
+                   "ON CONFLICT (hour) DO UPDATE SET peak = excluded.peak")  # fmt: skip
+            args = [adapt(hour), ops.adapt_datefield_value(kpis.jst_date(hour)), adapt(hour),
+                    adapt(hour + dt.timedelta(hours=1))]  # fmt: skip
+        cursor.execute(_vendor_sql(sql), args)
 
 
 def leg_values(call: Call) -> dict[str, Any]:
@@ -280,17 +299,18 @@ def apply_call(call: Call, *, replaced: Mapping[str, Any] | None = None) -> None
 def _apply(
     cursor: Any, call: Call, info: Mapping[int, UnitInfo], replaced: Mapping[str, Any] | None
 ) -> None:
+    ops = connection.ops  # looked up once: the connection proxy is slow to reach
     others = [leg_of(row, info) for row in _other_legs(cursor, call)]
     this = leg_of(leg_values(call), info)
     previous = [] if replaced is None else [leg_of(replaced, info)]
     before = conversation_of(others + previous) if others or previous else None
     after = conversation_of([*others, this])
-    repeat_after = _is_repeat(cursor, after)
+    repeat_after = _is_repeat(cursor, ops, after)
     repeat_before = False
     if before is not None:
         same = (before.started_at, before.caller_pseudonym, before.flow) == (
             after.started_at, after.caller_pseudonym, after.flow)  # fmt: skip
-        repeat_before = repeat_after if same else _is_repeat(cursor, before)
+        repeat_before = repeat_after if same else _is_repeat(cursor, ops, before)
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     matrix: dict[tuple[Any, ...], dict[str, Any]] = {}
     if before is not None:
@@ -303,4 +323,4 @@ def _apply(
             measures=kpis.MEASURES, rows=rows.values())  # fmt: skip
     _upsert(cursor, MatrixRollup._meta.db_table, dims=MATRIX_DIMS, key=MATRIX_KEY,
             measures=MATRIX_MEASURES, rows=matrix.values())  # fmt: skip
-    _apply_load(cursor, before, after)
+    _apply_load(cursor, ops, before, after)
