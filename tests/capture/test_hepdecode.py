@@ -14,10 +14,11 @@ from callscope.capture.hepdecode import (
     MALFORMED_NOT_SIP,
     HepCounters,
     HepDecoder,
-    _fast_v3,
 )
+from callscope.capture.hepwalk import _LAYOUTS, MAX_LAYOUTS, hep_fields
 from callscope.capture.source import CaptureConfig, read_file
 from callscope.core import Datagram, Endpoint, Timestamp, Transport
+from callscope.protocol.errors import HepParseError
 from callscope.protocol.hep import HepChunk, HepChunkType, HepPacket, HepProtoType
 from callscope.protocol.sip import looks_like_sip
 
@@ -129,7 +130,7 @@ def test_the_same_datagram_twice_is_a_duplicate_within_the_window() -> None:
 def test_compressed_and_legacy_packets_take_the_reference_path() -> None:
     decoder = HepDecoder()
     compressed = hep(compress=True)
-    assert _fast_v3(compressed) is None
+    assert hep_fields(compressed) is None
     assert decoder.decode(compressed, 0) == Datagram(
         Timestamp(AT), A, B, Transport.UDP, INVITE, "hep"
     )
@@ -173,7 +174,9 @@ def test_reference_captures(
 def test_fast_path_takes_every_reference_datagram_but_compressed_ones(testdata: Path) -> None:
     for name in ("hep.pcap", "kamailio_5calls_hep_only.pcap"):
         for data in hep_datagrams(testdata / "hep" / name):
-            assert _fast_v3(data) == HepDecoder()._slow(data)
+            slow = HepDecoder()._slow(data)
+            assert hep_fields(data) == slow  # walked (the layout is learned)
+            assert hep_fields(data) == slow  # by the agent's layout
 
 
 # -- fuzz ------------------------------------------------------------------------------------
@@ -202,13 +205,20 @@ def test_fast_path_agrees_with_the_reference(
 ) -> None:
     built = HepPacket.build(payload=INVITE + payload, src=A, dst=B, at=AT, **fields)  # type: ignore[arg-type]
     data = bytes(HepPacket(chunks=built.chunks + tuple(extra)))  # extras unchecked
-    fast = _fast_v3(data)
+    assert_agrees(data)
+
+
+def assert_agrees(data: bytes) -> None:
+    """The fast path, walked and then by a learned layout, gives the reference's fields or
+    defers (None); where the reference refuses, it always defers."""
+    fast, again = hep_fields(data), hep_fields(data)
     try:
         slow = HepDecoder()._slow(data)
-    except Exception:
-        assert fast is None
+    except HepParseError:
+        assert fast is None and again is None
         return
     assert fast is None or fast == slow
+    assert again is None or again == slow
 
 
 def _mutations(data: bytes, cuts: list[tuple[int, int]]) -> bytes:
@@ -258,3 +268,32 @@ def test_an_agent_clock_far_off_is_replaced_by_the_arrival_time() -> None:
     assert near is not None and near.at == AT
     assert far is not None and far.at == AT - 10**9 - 1
     assert decoder.counters.clock_skew == 1
+
+
+def test_an_agent_layout_is_learned_and_other_layouts_still_walk() -> None:
+    _LAYOUTS.clear()
+    plain, keyed = hep(), hep(auth_key="k", capture_id=7)
+    assert hep_fields(plain) == hep_fields(plain) == HepDecoder()._slow(plain)
+    assert len(_LAYOUTS) == 1
+    assert hep_fields(keyed) == hep_fields(keyed) == HepDecoder()._slow(keyed)
+    assert len(_LAYOUTS) == 2
+    # a payload of another length, and another vendor's chunk: still right
+    longer = hep(INVITE + b"x" * 300, extra_chunks=[HepChunk(0x0014, 9, b"\x01\x02")])
+    assert hep_fields(longer) == hep_fields(longer) == HepDecoder()._slow(longer)
+    for agent in range(MAX_LAYOUTS + 2):  # more agents than remembered: oldest forgotten
+        other = hep(node_name="n" * (agent + 1))
+        assert hep_fields(other) == HepDecoder()._slow(other)
+    assert len(_LAYOUTS) == MAX_LAYOUTS
+    assert hep_fields(plain) == HepDecoder()._slow(plain)
+
+
+def test_a_layout_never_reads_past_a_shorter_or_different_packet() -> None:
+    _LAYOUTS.clear()
+    data = hep()
+    hep_fields(data)
+    for cut in range(6, len(data)):
+        assert_agrees(b"HEP3" + cut.to_bytes(2, "big") + data[6:cut])
+    other_type = bytearray(data)
+    other_type[data.index(b"\x00\x00\x00\x0f") + 3] = 0x13  # the payload as a node name
+    assert_agrees(bytes(other_type))
+    assert hep_fields(bytes(other_type)) is not None

@@ -19,20 +19,21 @@ a SIP `Datagram` (HEP proto type 1 whose payload looks like SIP) or a count in
   the tracker's timers on this machine's clock (an agent clock minutes behind would time
   out calls that are still ringing). None (the default) keeps every agent timestamp.
 
-Hot path: HEPv3 as agents send it (uncompressed payload, fixed-size chunks of the spec's
-sizes) is walked here with one struct read per chunk, taking only what a `Datagram` needs;
-anything else (HEPv1/v2, compressed payloads, a chunk of the wrong size, a bad length) goes
-to `HepPacket.parse`, which decides and names the error. Tests check that both paths agree.
+Hot path: HEPv3 as agents send it is read by `callscope.capture.hepwalk` (one struct call
+per packet for a known agent layout); anything else (HEPv1/v2, compressed payloads, a chunk
+of the wrong size, a bad length) goes to `HepPacket.parse`, which decides and names the
+error. Tests check that both paths agree.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callscope.capture.dedup import DuplicateFilter
+from callscope.capture.hepwalk import Fields, hep_fields
 from callscope.core import Anomaly, Datagram, Endpoint, Timestamp, Transport
 from callscope.protocol.errors import HepParseError
 from callscope.protocol.hep import HEP3_MAGIC, HepPacket, HepProtoType
@@ -48,13 +49,7 @@ MAX_ANOMALIES = 100
 ENDPOINT_CACHE = 65_536
 
 _TRANSPORTS = {17: Transport.UDP, 6: Transport.TCP, 132: Transport.SCTP}
-_CHUNK = struct.Struct("!HHH").unpack_from
 _SIP = int(HepProtoType.SIP)
-# vendor 0 chunk type -> the only size `HepPacket.parse` accepts (capture id: 4; 2 goes the
-# slow way); types not listed are free-size text or payload, except 16 (compressed), which
-# also goes the slow way
-_FIXED = {1: 1, 2: 1, 3: 4, 4: 4, 5: 16, 6: 16, 7: 2, 8: 2, 9: 4, 10: 4, 11: 1, 12: 4, 13: 2, 18: 2}
-_SLOW = -1
 
 
 @dataclass(slots=True)
@@ -109,70 +104,79 @@ class HepDecoder:
 
     def decode(self, data: bytes, arrival_ns: int) -> Datagram | None:
         """One received HEP message -> its SIP `Datagram`, or None (counted)."""
-        fields = self._fields(data, arrival_ns)
-        if fields is None or not self._admitted(fields, arrival_ns):
+        counters = self.counters
+        counters.packets += 1
+        counters.bytes += len(data)
+        dedup = self.dedup
+        window = dedup.window_ns
+        if window:  # DuplicateFilter.seen, inlined
+            digest = hash(data)
+            table = dedup.table
+            last = table.get(digest)
+            if last is not None and -window <= arrival_ns - last <= window:
+                counters.duplicates += 1
+                return None
+            table[digest] = arrival_ns
+            if len(table) > dedup.sweep_size:
+                dedup.sweep(arrival_ns)
+        fields = hep_fields(data) if data[:4] == HEP3_MAGIC else None
+        if fields is None:
+            fields = self._reference(data, arrival_ns)
+            if fields is None:
+                return None
+        proto_type, ip_proto, src, dst, at, capture_id, key, vlan, payload = fields
+        if (self._key is not None and key != self._key) or (
+            self.capture_ids is not None and capture_id not in self.capture_ids
+        ):
+            self._refuse(key, capture_id, arrival_ns)
             return None
-        _type, ip_proto, src, dst, at, _agent, _key, vlan, payload = fields
-        assert src is not None and dst is not None  # checked by _admitted
-        self.counters.sip += 1
+        kind = -1 if proto_type is None else proto_type
+        by_type = counters.by_type
+        by_type[kind] = by_type.get(kind, 0) + 1
+        if kind != _SIP:
+            return None
+        if src is None or dst is None or not looks_like_sip(payload):
+            self._malformed(MALFORMED_NOT_SIP if src else MALFORMED_NO_ADDRESS, arrival_ns)
+            return None
+        counters.sip += 1
         skew = self.max_skew_ns
         if at is None:
             at = arrival_ns
         elif skew is not None and not -skew <= at - arrival_ns <= skew:
-            self.counters.clock_skew += 1
+            counters.clock_skew += 1
             at = arrival_ns
-        return Datagram(
-            Timestamp(at),
-            self._endpoint(src),
-            self._endpoint(dst),
+        endpoints = self._endpoints
+        return _datagram(
+            at,
+            endpoints.get(src) or self._endpoint(src),
+            endpoints.get(dst) or self._endpoint(dst),
             _TRANSPORTS.get(17 if ip_proto is None else ip_proto, Transport.UNKNOWN),
             payload,
             self.source,
             vlan,
         )
 
-    def _fields(self, data: bytes, arrival_ns: int) -> _Fields | None:
-        """The packet's fields, or None for a duplicate or a malformed packet (counted)."""
+    def _refuse(self, key: bytes | None, capture_id: int | None, arrival_ns: int) -> None:
+        """Count a packet with the wrong key, or from an agent not allowed."""
         counters = self.counters
-        counters.packets += 1
-        counters.bytes += len(data)
-        if self.dedup.window_ns and self.dedup.seen(data, arrival_ns):
-            counters.duplicates += 1
-            return None
-        fields = _fast_v3(data) if data[:4] == HEP3_MAGIC else None
-        if fields is None:
-            try:
-                fields = self._slow(data)
-            except HepParseError as exc:
-                self._malformed(str(exc), arrival_ns)
-        return fields
-
-    def _admitted(self, fields: _Fields, arrival_ns: int) -> bool:
-        """Right key, allowed agent, counted by type; True for a SIP message to hand on."""
-        counters = self.counters
-        proto_type, _ip_proto, src, dst, _at, capture_id, key, _vlan, payload = fields
         if self._key is not None and key != self._key:
             counters.auth_failures += 1
             self._anomaly("hep.auth", "HEP auth key does not match", arrival_ns)
-            return False
-        if self.capture_ids is not None and capture_id not in self.capture_ids:
-            agent = -1 if capture_id is None else capture_id
-            counters.unknown_agents[agent] = counters.unknown_agents.get(agent, 0) + 1
-            self._anomaly("hep.agent", "HEP capture id is not allowed", arrival_ns)
-            return False
-        kind = -1 if proto_type is None else proto_type
-        counters.by_type[kind] = counters.by_type.get(kind, 0) + 1
-        if kind != _SIP:
-            return False
-        if src is None or dst is None:
-            self._malformed(MALFORMED_NO_ADDRESS, arrival_ns)
-            return False
-        if not looks_like_sip(payload):
-            self._malformed(MALFORMED_NOT_SIP, arrival_ns)
-            return False
-        return True
+            return
+        agent = -1 if capture_id is None else capture_id
+        counters.unknown_agents[agent] = counters.unknown_agents.get(agent, 0) + 1
+        self._anomaly("hep.agent", "HEP capture id is not allowed", arrival_ns)
 
-    def _slow(self, data: bytes) -> _Fields:
+    def _reference(self, data: bytes, arrival_ns: int) -> Fields | None:
+        """`_slow`, or None for a packet it refuses (counted by its error message)."""
+        try:
+            return self._slow(data)
+        except HepParseError as exc:
+            self._malformed(str(exc), arrival_ns)
+            return None
+
+    def _slow(self, data: bytes) -> Fields:
+        """The fields as `HepPacket.parse` decodes them (raises `HepParseError`)."""
         packet = HepPacket.parse(data)
         key = None if packet.auth_key is None else packet.auth_key.encode()
         src = dst = None
@@ -194,11 +198,9 @@ class HepDecoder:
         )
 
     def _endpoint(self, raw: bytes) -> Endpoint:
-        endpoint = self._endpoints.get(raw)
-        if endpoint is None:
-            if len(self._endpoints) >= ENDPOINT_CACHE:
-                self._endpoints.clear()
-            endpoint = self._endpoints[raw] = _endpoint_of(raw)
+        if len(self._endpoints) >= ENDPOINT_CACHE:
+            self._endpoints.clear()
+        endpoint = self._endpoints[raw] = _endpoint_of(raw)
         return endpoint
 
     def _malformed(self, message: str, at: int) -> None:
@@ -210,88 +212,37 @@ class HepDecoder:
         self.counters.anomalies.append(Anomaly(kind, detail, Timestamp(at)))
 
 
-# (proto type, ip proto, src, dst, at, capture id, auth key, vlan, payload); src and dst
-# are endpoint keys: the address octets followed by the port (2 octets)
-_Fields = tuple[
-    int | None,
-    int | None,
-    bytes | None,
-    bytes | None,
-    int | None,
-    int | None,
-    bytes | None,
-    int | None,
-    bytes,
-]
-
-
-def _fast_v3(data: bytes) -> _Fields | None:
-    """The fields of a plain HEPv3 packet, or None when `HepPacket.parse` must decide."""
-    total = len(data)
-    if total < 6 or (data[4] << 8 | data[5]) != total:
-        return None
-    values: dict[int, bytes] = {}
-    fixed = _FIXED
-    offset = 6
-    while offset < total:
-        if offset + 6 > total:
-            return None
-        vendor, kind, length = _CHUNK(data, offset)
-        end = offset + length
-        if length < 6 or end > total:
-            return None
-        if vendor == 0:
-            size = fixed.get(kind, _SLOW if kind == 16 else 0)
-            if size and size != length - 6:
-                return None
-            values[kind] = data[offset + 6 : end]
-        offset = end
-    get = values.get
-    src = dst = None
-    if 3 in values or 5 in values or 4 in values or 6 in values:
-        # the last address chunk of either family wins, as in HepPacket.parse
-        src_ip, dst_ip = _last_address(data, values)
-        if src_ip is None or dst_ip is None:
-            return None  # only one side: rare, let the reference decide
-        src = src_ip + get(7, b"\0\0")
-        dst = dst_ip + get(8, b"\0\0")
-    at = None
-    sec = get(9)
-    if sec is not None:
-        usec = get(10)
-        micros = int.from_bytes(usec, "big") if usec is not None else 0
-        at = int.from_bytes(sec, "big") * 1_000_000_000 + micros * 1000
-    proto_type = get(11)
-    ip_proto = get(2)
-    capture_id = get(12)
-    key = get(14)
-    vlan = get(18)
-    return (
-        None if proto_type is None else proto_type[0],
-        None if ip_proto is None else ip_proto[0],
-        src,
-        dst,
-        at,
-        None if capture_id is None else int.from_bytes(capture_id, "big"),
-        None if key is None else _key_bytes(key),
-        None if vlan is None else int.from_bytes(vlan, "big"),
-        get(15, b""),
+def _slot_datagram() -> Callable[..., Datagram]:
+    """``Datagram(...)`` without the frozen dataclass's ``__init__``: ``object.__new__`` and
+    the slot descriptors build an equal object in half the time (as `capture.source` does;
+    tests compare with ``Datagram(...)``). Plain ``Datagram`` if its slots are not as expected.
+    """
+    names = ("at", "src", "dst", "transport", "payload", "source", "vlan")
+    if getattr(Datagram, "__slots__", ()) != names:  # pragma: no cover
+        return Datagram
+    s_at, s_src, s_dst, s_transport, s_payload, s_source, s_vlan = (
+        getattr(Datagram, name).__set__ for name in names
     )
+    new = object.__new__
+
+    def build(  # noqa: PLR0917 - the Datagram fields, in order
+        at: int, src: Endpoint, dst: Endpoint, transport: Transport, payload: bytes,
+        source: str, vlan: int | None,
+    ) -> Datagram:  # fmt: skip
+        d = new(Datagram)
+        s_at(d, at)
+        s_src(d, src)
+        s_dst(d, dst)
+        s_transport(d, transport)
+        s_payload(d, payload)
+        s_source(d, source)
+        s_vlan(d, vlan)
+        return d
+
+    return build
 
 
-def _last_address(data: bytes, values: dict[int, bytes]) -> tuple[bytes | None, bytes | None]:
-    """Source and destination address octets; with both families present (odd, but legal)
-    the order of the chunks decides, so the packet is left to the reference decoder."""
-    if (3 in values or 4 in values) and (5 in values or 6 in values):
-        return None, None
-    if 3 in values or 4 in values:
-        return values.get(3), values.get(4)
-    return values.get(5), values.get(6)
-
-
-def _key_bytes(raw: bytes) -> bytes:
-    # as `HepPacket` reads text chunks: without the C string's NUL, invalid UTF-8 replaced
-    return raw.rstrip(b"\0").decode("utf-8", "replace").encode()
+_datagram = _slot_datagram()
 
 
 def _endpoint_key(endpoint: Endpoint) -> bytes:
