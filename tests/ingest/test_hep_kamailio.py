@@ -5,6 +5,7 @@ the capture layer and the call tracker, must give the same calls at the same tim
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -83,6 +85,17 @@ def in_ns(ns: str, *command: str, **popen: object) -> subprocess.Popen[str]:
     return subprocess.Popen(["ip", "netns", "exec", ns, *command], text=True, **popen)  # type: ignore[call-overload]
 
 
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM (the recorder flushes and stops its encoders), SIGKILL if that is ignored."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def wait_for(process: subprocess.Popen[str], text: str, timeout_s: float = 60) -> None:
     assert process.stderr is not None
     deadline = time.monotonic() + timeout_s
@@ -91,7 +104,6 @@ def wait_for(process: subprocess.Popen[str], text: str, timeout_s: float = 60) -
             return
         if time.monotonic() > deadline:
             break
-    process.kill()
     raise AssertionError(f"never saw {text!r}")
 
 
@@ -109,38 +121,40 @@ def test_kamailio_hep_calls_are_recorded_from_hep_alone(namespace, tmp_path):  #
     config = tmp_path / "kamailio.cfg"
     config.write_text(KAMAILIO_CFG)
     wire = tmp_path / "wire.pcap"
-    collector = in_ns(
-        namespace, str(CALLSCOPE), "capture", "--hep", "127.0.0.1:9060", "--json",
-        "--sample-seconds", "2",
-        env=environment(tmp_path / "data"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    wait_for(collector, "recording calls from HEP on 127.0.0.1:9060")
-    tcpdump = in_ns(
-        namespace, "tcpdump", "-i", "lo", "-U", "-w", str(wire), "udp and not port 9060",
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    wait_for(tcpdump, "listening on lo")
-    log = (tmp_path / "kamailio.log").open("w")
-    kamailio = in_ns(
-        namespace, "kamailio", "-f", str(config), "-DD", "-E", "-Y", str(tmp_path),
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while "[127.0.0.1]:5060" not in (tmp_path / "kamailio.log").read_text():
-        assert kamailio.poll() is None and time.monotonic() < deadline, "kamailio did not start"
-        time.sleep(0.1)
-    uas = sipp(namespace, tmp_path, "-sn", "uas", "-i", "127.0.0.1", "-p", "5070")
-    try:
+    with contextlib.ExitStack() as running:  # every process is stopped, whatever fails
+        collector = in_ns(
+            namespace, str(CALLSCOPE), "capture", "--hep", "127.0.0.1:9060", "--json",
+            "--sample-seconds", "2",
+            env=environment(tmp_path / "data"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        running.callback(stop_process, collector)
+        wait_for(collector, "recording calls from HEP on 127.0.0.1:9060")
+        tcpdump = in_ns(
+            namespace, "tcpdump", "-i", "lo", "-U", "-w", str(wire), "udp and not port 9060",
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        running.callback(stop_process, tcpdump)
+        wait_for(tcpdump, "listening on lo")
+        log = running.enter_context((tmp_path / "kamailio.log").open("w"))
+        kamailio = in_ns(
+            namespace, "kamailio", "-f", str(config), "-DD", "-E", "-Y", str(tmp_path),
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        running.callback(stop_process, kamailio)
+        deadline = time.monotonic() + 30
+        while "[127.0.0.1]:5060" not in (tmp_path / "kamailio.log").read_text():
+            assert kamailio.poll() is None and time.monotonic() < deadline, "no kamailio"
+            time.sleep(0.1)
+        uas = sipp(namespace, tmp_path, "-sn", "uas", "-i", "127.0.0.1", "-p", "5070")
+        running.callback(stop_process, uas)
         time.sleep(1.0)
         uac = sipp(namespace, tmp_path, "-sn", "uac", "127.0.0.1:5060", "-i", "127.0.0.1",
                    "-p", "5080", "-m", str(CALLS), "-r", "5", "-d", str(TALK_MS))  # fmt: skip
+        running.callback(stop_process, uac)
         assert uac.wait(timeout=120) == 0
         time.sleep(3.5)  # the tracker's linger after BYE, then a health sample
-    finally:
         for process in (uas, kamailio, tcpdump):
-            process.terminate()
-            process.wait(timeout=10)
-        log.close()
+            stop_process(process)
         collector.send_signal(signal.SIGTERM)
         out, err = collector.communicate(timeout=120)
     assert collector.returncode == 0, err[-3000:]
