@@ -198,6 +198,6 @@ def test_dashboard_renders_its_charts(page, transactional_db):
     log_in(page, "kanri-dash")
     page.get_by_role("link", name="ダッシュボード", exact=True).click()
     page.wait_for_load_state()
-    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
     assert page.locator("h1").first.inner_text()
     shot(page, "09-dashboard")
