@@ -15,8 +15,9 @@ from callscope.store.recordings import OpenRecording
 from tests.audio.test_oracle import best_lag, read_wav
 
 SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[2].parent / "shared/contracts/call-record.schema.json")
-    .read_text(encoding="utf-8")
+    (
+        Path(__file__).resolve().parents[2].parent / "shared/contracts/call-record.schema.json"
+    ).read_text(encoding="utf-8")
 )
 RATE = 8000
 
