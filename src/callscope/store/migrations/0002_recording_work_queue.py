@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('store', '0001_initial'),
+        ("store", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='recording',
-            name='attempts',
+            model_name="recording",
+            name="attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='recording',
-            name='claimed_at',
+            model_name="recording",
+            name="claimed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='recording',
-            name='payload_types',
+            model_name="recording",
+            name="payload_types",
             field=models.JSONField(default=dict),
         ),
     ]
