@@ -1,0 +1,448 @@
+"""HEP collector capacity: the highest rate of HEP SIP packets received with zero loss on one core.
+
+Usage: .venv/bin/python bench/hep_capacity.py [--rates 5000,10000,...] [--seconds 10]
+                                              [--receivers plain,listener,capture]
+
+Traffic: SIPp-like calls (INVITE with SDP, 100, 180, 200 with SDP, ACK, BYE, 200 - 7 SIP
+messages per call, ringing 0.5 s, talk 1 s), each message built once with `HepPacket.build`
+as a HEPv3 packet (capture id, auth key), then given per call a new Call-ID, tags, branches
+and media ports, stamped with the time it is due and sent over UDP on loopback on
+schedule. Calls start at rate / 7 per second. All datagrams are built before the clock
+starts, so that the sender is not the bottleneck.
+
+Receivers, each a separate process pinned to one core (the sender runs on the other), fed
+the same traffic at each rate:
+  * ``plain``: a bare Python ``recv`` loop on a socket with the same receive buffer - the
+    ceiling of a Python UDP receiver on this core (the peer the others are compared with);
+  * ``listener``: `HepListener.read_batch` (sockets + select + HEP decode + counters),
+    without the recorder;
+  * ``capture``: ``callscope capture --hep ADDR --json --no-audio``, the product: listener,
+    call tracker and a database row per ended call (SQLite in a fresh data directory).
+Loss at a rate is what the receiver's socket dropped (the kernel's drop counter,
+/proc/net/udp) plus what it did not count; for ``capture`` also the calls: every call
+sent must come out as an answered call record ended by the caller. A rate passes with zero
+loss of packets and calls, and only if the receiver kept up: the backlog in its socket
+when the last packet was sent is worked off within a second (or a tenth of the run) - the
+64 MiB receive buffer holds tens of thousands of packets, which would otherwise hide a
+receiver that is too slow. Each receiver's CPU time per packet is also printed: it is the
+capacity of a whole core, whatever else the machine runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import collections
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from callscope.capture.hepsource import udp_drops  # noqa: E402
+from callscope.core import Endpoint  # noqa: E402
+from callscope.protocol.hep import HepPacket  # noqa: E402
+
+CALLSCOPE = Path(sys.executable).with_name("callscope")
+UAC, UAS = Endpoint("10.1.0.1", 5060), Endpoint("10.2.0.1", 5060)
+TOKEN = b"T" * 16  # replaced per call in Call-ID, tags and branches (same length)
+# media ports of the offer and the answer, replaced per call (as phones pick a free port)
+CALLER_PORT, CALLEE_PORT = b"11111", b"22222"
+# offsets from the call's INVITE, in ms: INVITE, 100, 180, 200, ACK, BYE, 200
+SCHEDULE_MS = (0, 1, 2, 500, 501, 1500, 1501)
+SENDER_CORE, RECEIVER_CORE = 0, 1
+SDP = (
+    "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+    "m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+)
+
+
+def sip_flow() -> list[tuple[Endpoint, Endpoint, bytes]]:
+    """One call as SIPp's uac and uas scenarios exchange it (TOKEN marks the per-call part)."""
+    t = TOKEN.decode()
+    via = f"Via: SIP/2.0/UDP {UAC.ip}:{UAC.port};branch=z9hG4bK-{t}-1"
+    bye_via = f"Via: SIP/2.0/UDP {UAC.ip}:{UAC.port};branch=z9hG4bK-{t}-2"
+    from_ = f"From: sipp <sip:0312345678@{UAC.ip}>;tag={t}"
+    to = "To: <sip:2001@10.2.0.1>"
+    to_tag = f"{to};tag=uas-{t}"
+    call_id = f"Call-ID: {t}@bench"
+    offer = SDP.format(ip=UAC.ip, port=CALLER_PORT.decode())
+    answer = SDP.format(ip=UAS.ip, port=CALLEE_PORT.decode())
+
+    def msg(first: str, *headers: str, body: str = "") -> bytes:
+        kind = ["Content-Type: application/sdp"] if body else []
+        lines = [first, *headers, *kind, f"Content-Length: {len(body)}", "", body]
+        return "\r\n".join(lines).encode()
+
+    invite = ("CSeq: 1 INVITE", f"Contact: <sip:sipp@{UAC.ip}:{UAC.port}>", "Max-Forwards: 70")
+    return [
+        (UAC, UAS, msg("INVITE sip:2001@10.2.0.1 SIP/2.0", via, from_, to, call_id, *invite,
+                       body=offer)),
+        (UAS, UAC, msg("SIP/2.0 100 Trying", via, from_, to, call_id, "CSeq: 1 INVITE")),
+        (UAS, UAC, msg("SIP/2.0 180 Ringing", via, from_, to_tag, call_id, "CSeq: 1 INVITE")),
+        (UAS, UAC, msg("SIP/2.0 200 OK", via, from_, to_tag, call_id, "CSeq: 1 INVITE",
+                       f"Contact: <sip:uas@{UAS.ip}:{UAS.port}>", body=answer)),
+        (UAC, UAS, msg("ACK sip:uas@10.2.0.1:5060 SIP/2.0", via, from_, to_tag, call_id,
+                       "CSeq: 1 ACK", "Max-Forwards: 70")),
+        (UAC, UAS, msg("BYE sip:uas@10.2.0.1:5060 SIP/2.0", bye_via, from_, to_tag, call_id,
+                       "CSeq: 2 BYE", "Max-Forwards: 70")),
+        (UAS, UAC, msg("SIP/2.0 200 OK", bye_via, from_, to_tag, call_id, "CSeq: 2 BYE")),
+    ]  # fmt: skip
+
+
+@dataclass
+class Template:
+    """A HEP datagram with the places of its timestamp and of the per-call parts."""
+
+    data: bytes
+    ts_at: int
+    token_at: list[int]
+    ports_at: list[tuple[int, int]]  # (offset, 0 for the caller's port or 1 the callee's)
+
+
+def templates() -> list[Template]:
+    out = []
+    for src, dst, payload in sip_flow():
+        packet = HepPacket.build(
+            payload=payload, src=src, dst=dst, at=1, capture_id=2001, auth_key="bench"
+        )
+        data = bytes(packet)
+        ts_at = data.index(b"\x00\x00\x00\x09\x00\x0a") + 6  # chunk 9, 4 octets (+ chunk 10)
+        token_at = _places(data, TOKEN)
+        ports_at = [(at, 0) for at in _places(data, CALLER_PORT)]
+        ports_at += [(at, 1) for at in _places(data, CALLEE_PORT)]
+        out.append(Template(data, ts_at, token_at, ports_at))
+    return out
+
+
+def _places(data: bytes, marker: bytes) -> list[int]:
+    found, start = [], 0
+    while (at := data.find(marker, start)) >= 0:
+        found.append(at)
+        start = at + len(marker)
+    return found
+
+
+def events(rate: int, seconds: float) -> list[tuple[int, int, int]]:
+    """(ms from start, call number, message index), in send order: ``rate`` packets/s."""
+    per_call = len(SCHEDULE_MS)
+    calls = int(rate * seconds) // per_call
+    out: list[tuple[int, int, int]] = []
+    for call in range(calls):
+        start = call * 1000 * per_call / rate  # ms
+        out.extend((int(start + offset), call, index) for index, offset in enumerate(SCHEDULE_MS))
+    out.sort()
+    return out
+
+
+def prepare(rate: int, seconds: float, step: str, start_ns: int) -> tuple[list[float], list[bytes]]:
+    """The datagrams of one rate, built before sending and stamped with the time each is
+    due (``start_ns`` + its offset): send times (s from the start) and datagrams."""
+    tpls = templates()
+    (ts_at,) = {tpl.ts_at for tpl in tpls}  # the same place in every message
+    pack_u32 = struct.Struct("!I").pack_into
+    times, datagrams = [], []
+    for ms, call, index in events(rate, seconds):
+        tpl = tpls[index]
+        data = bytearray(tpl.data)
+        token = f"{step}{call:0{16 - len(step)}d}".encode()
+        for offset in tpl.token_at:
+            data[offset : offset + 16] = token
+        for offset, side in tpl.ports_at:
+            port = (10_000 if side == 0 else 50_000) + 2 * call % (40_000 if side == 0 else 10_000)
+            data[offset : offset + 5] = b"%05d" % port
+        at = start_ns + ms * 1_000_000
+        pack_u32(data, ts_at, at // 1_000_000_000)  # chunk 9: seconds
+        pack_u32(data, ts_at + 10, at % 1_000_000_000 // 1000)  # chunk 10, after its header
+        times.append(ms / 1000)
+        datagrams.append(bytes(data))
+    return times, datagrams
+
+
+def send(address: Endpoint, times: list[float], datagrams: list[bytes], start: float) -> float:
+    """Send on schedule from ``start`` (monotonic clock); returns how late the last one was."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+    sock.connect((address.ip, address.port))
+    transmit = sock.send
+    clock = time.monotonic
+    time.sleep(max(0.0, start - clock()))
+    count, i = len(datagrams), 0
+    while i < count:
+        due = bisect.bisect_right(times, clock() - start, i)
+        collections.deque(map(transmit, datagrams[i:due]), maxlen=0)  # the fastest loop
+        i = due
+        if i < count:
+            delay = times[i] - (clock() - start)
+            if delay > 0.0005:
+                time.sleep(delay)
+    sock.close()
+    return clock() - start - times[-1]
+
+
+# -- receivers ---------------------------------------------------------------------------------
+
+PLAIN = """
+import signal, socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)
+sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+count = 0
+signal.signal(signal.SIGTERM, lambda *a: (print(count, flush=True), sys.exit(0)))
+recv = sock.recv
+while True:
+    recv(65535)
+    count += 1
+"""
+
+LISTENER = """
+import signal, sys
+from callscope.capture.hepsource import HepListener
+from callscope.core import Endpoint
+listener = HepListener(Endpoint("127.0.0.1", 0), auth_key="bench", capture_ids=frozenset({2001}))
+print(listener.address.port, flush=True)
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+while not stop:
+    listener.read_batch(0.2)
+print(listener.counters.sip, flush=True)
+"""
+
+
+class Receiver:
+    """One receiver process pinned to the receiver core."""
+
+    def __init__(self, kind: str, data_dir: Path) -> None:
+        self.kind = kind
+        # pinned to its core, and killed if the benchmark dies (prctl PR_SET_PDEATHSIG)
+        pin = ["setpriv", "--pdeathsig", "KILL", "taskset", "-c", str(RECEIVER_CORE)]
+        if kind == "capture":
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
+            env.update(
+                CALLSCOPE_DATA_DIR=str(data_dir),
+                CALLSCOPE_HEP_AUTH_KEY="bench",
+                CALLSCOPE_HEP_CAPTURE_IDS="2001",
+                CALLSCOPE_LOG_LEVEL="warning",
+            )
+            command = [str(CALLSCOPE), "capture", "--hep", "127.0.0.1:0", "--json",
+                       "--no-audio", "--sample-seconds", "3600"]  # fmt: skip
+            self.process = subprocess.Popen(
+                pin + command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            assert self.process.stderr is not None
+            for line in self.process.stderr:
+                if line.startswith("recording calls from HEP on "):
+                    self.port = Endpoint.parse(line.split()[5]).port
+                    break
+            else:
+                raise RuntimeError("callscope capture did not start")
+            self.records: list[dict[str, object]] = []
+            self._stderr: list[str] = []
+            threading.Thread(target=self._read_records, daemon=True).start()
+            threading.Thread(target=self._read_stderr, daemon=True).start()
+        else:
+            script = PLAIN if kind == "plain" else LISTENER
+            self.process = subprocess.Popen(
+                [*pin, sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+            )  # fmt: skip
+            assert self.process.stdout is not None
+            self.port = int(self.process.stdout.readline())
+        self.inode = _socket_inode(self.port)
+
+    def _read_records(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                self.records.append(json.loads(line))
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        self._stderr.extend(self.process.stderr)
+
+    def drops(self) -> int:
+        return udp_drops(self.inode)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_idle(self, timeout_s: float = 120.0) -> None:
+        """Until the socket's queue is empty and the process stops using CPU."""
+        deadline = time.monotonic() + timeout_s
+        last = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.cpu_seconds()
+            if _rx_queue(self.port) == 0 and now - last < 0.02:
+                return
+            last = now
+
+    def drain_seconds(self, timeout_s: float = 300.0) -> float:
+        """How long the socket's queue takes to empty from now (the backlog left behind)."""
+        start = time.monotonic()
+        while _rx_queue(self.port) and time.monotonic() - start < timeout_s:
+            time.sleep(0.02)
+        return time.monotonic() - start
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stop(self) -> int:
+        """Stop; returns what the receiver counted (plain: datagrams; the others: SIP
+        messages decoded, so that a packet that did not decode counts as lost)."""
+        self.process.send_signal(signal.SIGTERM)
+        if self.kind == "capture":
+            self.process.wait(timeout=300)
+            time.sleep(0.2)
+            summary = next(line for line in self._stderr if line.startswith("HEP "))
+            return int(summary.split(": ", 1)[1].split()[2])  # SIP messages
+        out, _err = self.process.communicate(timeout=60)
+        return int(out.split()[-1])
+
+
+def _socket_inode(port: int) -> int:
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            return int(fields[9])
+    raise RuntimeError("receiver socket not found")
+
+
+def _rx_queue(port: int) -> int:
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            return int(fields[4].split(":")[1], 16)
+    return 0
+
+
+@dataclass
+class Step:
+    kind: str
+    rate: int
+    sent: int
+    received: int
+    drops: int
+    calls: int
+    calls_ok: int | None
+    cpu: float
+    late: float  # seconds the sender ended behind its schedule
+    drain: float  # seconds the receiver took to empty its socket after the last packet
+
+    @property
+    def rate_reached(self) -> bool:
+        return self.late < 0.5
+
+    @property
+    def cpu_per_packet_us(self) -> float:
+        return self.cpu / max(1, self.received) * 1e6
+
+    @property
+    def kept_up(self) -> bool:
+        """Sustainable: the backlog left at the end is worked off within a second (or a
+        tenth of the run); a receiver that only survived thanks to its buffer fails."""
+        return self.drain <= max(1.0, self.sent / self.rate / 10)
+
+    @property
+    def lossless(self) -> bool:
+        calls_ok = self.calls_ok is None or self.calls_ok == self.calls
+        return self.received == self.sent and self.drops == 0 and calls_ok
+
+
+def run_rate(kind: str, rate: int, seconds: float) -> Step:
+    data_dir = Path(tempfile.mkdtemp(prefix="callscope-hepbench-"))
+    receiver = Receiver(kind, data_dir)
+    try:
+        lead = 2.0 + rate * seconds / 200_000  # time to build the datagrams first
+        start, start_ns = time.monotonic() + lead, time.time_ns() + int(lead * 1e9)
+        times, datagrams = prepare(rate, seconds, f"r{rate}-", start_ns)
+        cpu_before = receiver.cpu_seconds()
+        late = send(Endpoint("127.0.0.1", receiver.port), times, datagrams, start)
+        drain = receiver.drain_seconds()
+        receiver.wait_idle()
+        if kind == "capture":
+            time.sleep(3.0)  # the tracker's linger after the last BYE, on the wall clock
+            receiver.wait_idle()
+        cpu = receiver.cpu_seconds() - cpu_before
+        drops = receiver.drops()
+        received = receiver.stop()
+        calls_ok = None
+        if kind == "capture":
+            calls_ok = sum(
+                1 for r in receiver.records
+                if r["result"] == "answered" and r["ended_by"] == "caller"
+            )  # fmt: skip
+        calls = len(datagrams) // len(SCHEDULE_MS)
+        return Step(kind, rate, len(datagrams), received, drops, calls, calls_ok, cpu, late, drain)
+    finally:
+        receiver.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rates", default="2000,5000,10000,20000,30000,40000,50000,60000,80000,100000"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--receivers", default="plain,listener,capture")
+    parser.add_argument(
+        "--nice", type=int, default=0, help="niceness of the sender and receivers (root: <0)"
+    )
+    args = parser.parse_args()
+    if args.nice:
+        os.nice(args.nice)
+    os.sched_setaffinity(0, {SENDER_CORE})
+    rates = [int(r) for r in args.rates.split(",")]
+    print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; "
+          f"{args.seconds:.0f} s per rate; sender on core {SENDER_CORE}, "
+          f"receiver on core {RECEIVER_CORE}; nice {args.nice}")  # fmt: skip
+    best: dict[str, int] = {}
+    cost: dict[str, list[float]] = {}
+    for kind in args.receivers.split(","):
+        print(f"{kind}:", flush=True)
+        for rate in rates:
+            step = run_rate(kind, rate, args.seconds)
+            calls = "" if step.calls_ok is None else f", calls {step.calls_ok}/{step.calls}"
+            verdict = "zero loss" if step.lossless else "LOSS"
+            if not step.kept_up:
+                verdict += f", fell behind ({step.drain:.1f} s of backlog)"
+            if not step.rate_reached:
+                verdict += f" (sender {step.late:.1f} s behind: rate not reached)"
+            print(
+                f"  {rate:>7,} pkt/s: sent {step.sent:,}, received {step.received:,}, "
+                f"kernel drops {step.drops:,}{calls}; receiver CPU "
+                f"{step.cpu_per_packet_us:,.1f} us/packet (= {1e6 / step.cpu_per_packet_us:,.0f}"
+                f" packets per CPU-second) -> {verdict}",
+                flush=True,
+            )
+            cost.setdefault(kind, []).append(step.cpu_per_packet_us)
+            if not (step.lossless and step.kept_up and step.rate_reached):
+                break
+            best[kind] = rate
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print("highest rate with zero loss (packets/s, one core), and CPU per packet (best step):")
+    plain = min(cost.get("plain", [0.0])) or None
+    for kind, costs in cost.items():
+        us = min(costs)
+        ratio = f", {us / plain:.1f}x plain recv" if plain else ""
+        print(f"  {kind:9s} {best.get(kind, 0):>8,}   {us:,.1f} us/packet{ratio}")
+
+
+if __name__ == "__main__":
+    main()
