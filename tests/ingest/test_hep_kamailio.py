@@ -114,9 +114,18 @@ def wire_records(path: Path) -> dict[str, object]:
     return {e.record.call_id: e.record for e in events if isinstance(e, CallEnded)}
 
 
+# HEP alone; or HEP and the loopback as a mirror port in one recorder (each message then
+# arrives twice: the calls must still come out once each, at the wire's times)
+MODES = {
+    "hep": (),
+    "hep+interface": ("--interface", "lo", "--filter", "udp and not port 9060"),
+}
+
+
 @pytest.mark.network
 @pytest.mark.slow
-def test_kamailio_hep_calls_are_recorded_from_hep_alone(namespace, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("mode", MODES)
+def test_kamailio_calls_are_recorded_from_hep(namespace, tmp_path, mode):  # noqa: F811
     need("kamailio", "sipp", "tcpdump")
     config = tmp_path / "kamailio.cfg"
     config.write_text(KAMAILIO_CFG)
@@ -124,7 +133,7 @@ def test_kamailio_hep_calls_are_recorded_from_hep_alone(namespace, tmp_path):  #
     with contextlib.ExitStack() as running:  # every process is stopped, whatever fails
         collector = in_ns(
             namespace, str(CALLSCOPE), "capture", "--hep", "127.0.0.1:9060", "--json",
-            "--sample-seconds", "2",
+            "--sample-seconds", "2", *MODES[mode],
             env=environment(tmp_path / "data"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         running.callback(stop_process, collector)
@@ -165,7 +174,7 @@ def test_kamailio_hep_calls_are_recorded_from_hep_alone(namespace, tmp_path):  #
     assert {r["call_id"] for r in records} == set(truth)
     for record in records:
         jsonschema.validate(record, SCHEMA)
-        assert record["source"] == "hep"
+        assert record["source"] == "hep" if mode == "hep" else record["source"] in {"hep", "live"}
         assert (record["result"], record["final_code"], record["ended_by"]) == (
             "answered",
             200,
