@@ -162,25 +162,33 @@ def _frame(src_port: int, dst_port: int, payload: bytes) -> bytes:
     return b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip + udp
 
 
-def two_stream_pcap(out: Path) -> int:
+def two_stream_pcap(out: Path, loops: int = 1) -> int:
     """Write the two streams: to port 6000 (label 1, the callee) A-law silence, to 6002
-    (label 2, the caller) the speech of g711a.pcap, same timing; returns packets per
-    stream."""
+    (label 2, the caller) the speech of g711a.pcap, same timing, ``loops`` times in a row
+    (sequence numbers and timestamps run on); returns packets per stream."""
     packets = rtp_packets()
+    span = packets[-1][0] - packets[0][0] + 20_000
     records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for micros, packet in packets:
-        header = bytearray(packet[:12])
-        silent = bytearray(header)
-        struct.pack_into("!I", silent, 8, 0x5111E)  # a different SSRC for the other party
-        streams = (
-            (6000, bytes(silent) + bytes([SILENCE]) * (len(packet) - 12)),
-            (6002, bytes(header) + packet[12:]),
-        )
-        for port, payload in streams:
-            frame = _frame(port, port, payload)
-            records.append(
-                struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000, len(frame),
-                            len(frame)) + frame
+    for loop in range(loops):
+        for micros, packet in packets:
+            header = bytearray(packet[:12])
+            seq, stamp = struct.unpack_from("!HI", header, 2)
+            struct.pack_into(
+                "!HI", header, 2, (seq + loop * len(packets)) & 0xFFFF,
+                (stamp + loop * len(packets) * 160) & 0xFFFFFFFF,
             )  # fmt: skip
+            silent = bytearray(header)
+            struct.pack_into("!I", silent, 8, 0x5111E)  # another SSRC for the other party
+            at = micros + loop * span
+            streams = (
+                (6000, bytes(silent) + bytes([SILENCE]) * (len(packet) - 12)),
+                (6002, bytes(header) + packet[12:]),
+            )
+            for port, payload in streams:
+                frame = _frame(port, port, payload)
+                records.append(
+                    struct.pack("<IIII", at // 1_000_000, at % 1_000_000, len(frame),
+                                len(frame)) + frame
+                )  # fmt: skip
     out.write_bytes(b"".join(records))
-    return len(packets)
+    return len(packets) * loops

@@ -104,8 +104,17 @@ class SiprecAssembler:
 
     def receive(self, dgram: Datagram) -> list[CallEvent]:
         """One datagram of the SIPREC feed; returns the events it caused."""
-        events = self.expire(dgram.at) if self._timers and self._timers[0][0] <= dgram.at else []
         payload = dgram.payload
+        timers = self._timers
+        due = bool(timers) and timers[0][0] <= dgram.at
+        # hot path: RTP of a known flow, no timer due (RFC 3550 5.1: version 2)
+        if not due and len(payload) >= 12 and payload[0] & 0xC0 == 0x80:
+            src, dst = dgram.src, dgram.dst
+            stream = self._flows.get((src.ip, src.port, dst.ip, dst.port))
+            if stream is not None:
+                stream.receive(dgram.at, payload)
+                return []
+        events = self.expire(dgram.at) if due else []
         if len(payload) >= 12 and payload[0] & 0xC0 == 0x80:
             self._rtp(dgram)
             return events

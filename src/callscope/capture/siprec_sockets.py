@@ -27,9 +27,17 @@ from pathlib import Path
 from callscope.core import Endpoint, Transport
 from callscope.protocol.sipframing import SipFramer
 
-__all__ = ["RtpPorts", "SipConnection", "TlsFiles", "bind_socket", "tls_context"]
+__all__ = [
+    "RtpPorts",
+    "SipConnection",
+    "TlsFiles",
+    "bind_socket",
+    "enlarge_buffer",
+    "tls_context",
+]
 
 _RTP_BUFFER = 256 * 1024
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _READ = 262_144
 _MAX_READS = 16
 
@@ -64,6 +72,16 @@ def bind_socket(address: Endpoint, kind: socket.SocketKind) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def enlarge_buffer(sock: socket.socket, size: int) -> None:
+    """Ask for a ``size`` receive buffer (beyond rmem_max when privileged): a burst of
+    INVITEs is held while the recorder saves ended calls."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+    except OSError:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 class RtpPorts:
