@@ -97,7 +97,9 @@ class Rollup(Measures):  # type: ignore[valid-type,misc]
 
 
 class MatrixRollup(models.Model):
-    """Internal calls: caller unit x callee unit per day or month (counts and minutes)."""
+    """Internal calls: caller unit x callee unit per day or month (counts and minutes), at
+    scope ``u`` (unit pairs), ``d`` (department pairs, unit columns 0) and ``t``
+    (bureau/ward pairs)."""
 
     grain = models.CharField(max_length=1, choices=Grain.choices)  # d or m
     scope = models.CharField(max_length=1, choices=Scope.choices)
@@ -123,13 +125,19 @@ class MatrixRollup(models.Model):
                     "scope",
                     "day",
                     "caller_unit_id",
+                    "caller_department_id",
                     "caller_top_id",
                     "callee_unit_id",
+                    "callee_department_id",
                     "callee_top_id",
                     "flow",
                 ],
-                name="matrix_bucket",
+                name="matrix_bucket_departments",
             )
+        ]
+        indexes = [  # one bureau or ward's calls, either side
+            models.Index(fields=["grain", "scope", "caller_top_id", "day"], name="matrix_caller"),
+            models.Index(fields=["grain", "scope", "callee_top_id", "day"], name="matrix_callee"),
         ]
 
 

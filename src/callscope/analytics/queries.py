@@ -244,7 +244,7 @@ def matrix(f: Filters) -> list[dict[str, Any]]:
 
     With a unit filter, calls with that unit on either side."""
     when, params = _period_condition(f, "m", "d")
-    scope = "t" if f.level == "top" else "u"
+    scope = {"top": "t", "department": "d"}.get(f.level, "u")
     unit_sql, unit_params = "", []
     if f.unit is not None:  # calls with the unit on either side
         caller_sql, caller_params = _unit_condition(f.unit, "caller_")

@@ -286,8 +286,13 @@ def _matrix_from_conversations(since: Any) -> None:
         params,
     )
     tops = "0, 0, 0, caller_top_id, 0, 0, 0, callee_top_id"
+    departments = (
+        "0, 0, caller_department_id, caller_top_id, 0, 0, callee_department_id, callee_top_id"
+    )
     for grain, scope, src, day, units in (
         ("m", "u", "d", _month("day"), cols),
+        ("d", "d", "d", "day", departments),
+        ("m", "d", "m", "day", departments),
         ("d", "t", "d", "day", tops),
         ("m", "t", "m", "day", tops),
     ):

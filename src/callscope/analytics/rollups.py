@@ -39,10 +39,10 @@ LEG_FIELDS = ("id", "call_id", "conversation_id", "started_at", "ringing_at", "a
               "callee_class", "caller_pseudonym", "hold_seconds", "transferred")  # fmt: skip
 ROLLUP_KEY = ("grain", "scope", "day", "hour", "weekday", "unit_id", "top_id", "flow")
 ROLLUP_DIMS = (*ROLLUP_KEY, "section_id", "department_id")
-MATRIX_KEY = ("grain", "scope", "day", "caller_unit_id", "caller_top_id", "callee_unit_id",
-              "callee_top_id", "flow")  # fmt: skip
-MATRIX_DIMS = (*MATRIX_KEY, "caller_section_id", "caller_department_id", "callee_section_id",
-               "callee_department_id")  # fmt: skip
+MATRIX_KEY = ("grain", "scope", "day", "caller_unit_id", "caller_department_id",
+              "caller_top_id", "callee_unit_id", "callee_department_id", "callee_top_id",
+              "flow")  # fmt: skip
+MATRIX_DIMS = (*MATRIX_KEY, "caller_section_id", "callee_section_id")
 MATRIX_MEASURES = ("calls", "answered", "talk_sum")
 
 
@@ -91,7 +91,8 @@ def rollup_keys(conv: Conversation, info: Mapping[int, UnitInfo]) -> list[dict[s
 
 
 def matrix_keys(conv: Conversation, info: Mapping[int, UnitInfo]) -> list[dict[str, Any]]:
-    """The matrix rows (day and month x unit and bureau/ward scope) of an internal call."""
+    """The matrix rows (day and month x unit, department and bureau/ward pairs) of an
+    internal call."""
     if conv.flow not in INTERNAL_FLOWS:
         return []
     day = conv.jst_start.date()
@@ -99,8 +100,9 @@ def matrix_keys(conv: Conversation, info: Mapping[int, UnitInfo]) -> list[dict[s
     eu, es, ed, et = unit_columns(conv.callee_unit_id, info)
     rows = []
     for grain, bucket in (("d", day), ("m", day.replace(day=1))):
-        rows.append((grain, "u", bucket, cu, ct, eu, et, conv.flow, cs, cd, es, ed))
-        rows.append((grain, "t", bucket, 0, ct, 0, et, conv.flow, 0, 0, 0, 0))
+        rows.append((grain, "u", bucket, cu, cd, ct, eu, ed, et, conv.flow, cs, es))
+        rows.append((grain, "d", bucket, 0, cd, ct, 0, ed, et, conv.flow, 0, 0))
+        rows.append((grain, "t", bucket, 0, 0, ct, 0, 0, et, conv.flow, 0, 0))
     return [dict(zip(MATRIX_DIMS, row, strict=True)) for row in rows]
 
 
