@@ -52,6 +52,7 @@ def call_fields(record: dict[str, Any], placement: Placement) -> dict[str, Any]:
         raise ValueError("a call record needs started_at")
     recording = record.get("recording") or {}
     return {
+        "started_at": started,
         "conversation_id": record.get("conversation_id") or record["call_id"],
         "source": record["source"],
         "transport": record.get("transport") or "unknown",
@@ -116,11 +117,10 @@ def save_call(
     fields = call_fields(record, placement or Placement())
     fields["ladder"] = list(ladder)
     fields["probe"] = probe
+    started = fields.pop("started_at")
     with transaction.atomic():
         call, _created = Call.objects.update_or_create(
-            call_id=record["call_id"],
-            started_at=parse_time(record["started_at"]),
-            defaults=fields,
+            call_id=record["call_id"], started_at=started, defaults=fields
         )
         Stream.objects.filter(call=call).delete()
         Stream.objects.bulk_create(stream_rows(call, record.get("streams", ())))
