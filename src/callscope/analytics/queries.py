@@ -27,6 +27,7 @@ LEVELS = ("top", "department", "section")
 LEVEL_COLUMN = {"top": "top_id", "department": "department_id", "section": "unit_id"}
 DEFAULT_FLOWS = (Flow.INBOUND,)
 INTERNAL = (Flow.INTERNAL, Flow.WARD_HQ)
+ALL_FLOWS = tuple(flow.value for flow in Flow)
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,8 @@ def select(
     when, params = _period_condition(f, *(("p", "h") if profile else ("m", "d")))
     scope = "u" if _needs_units(f, grouped) else "t"
     unit_sql, unit_params = _unit_condition(f.unit)
-    flow_sql = ""
-    if f.flows:
-        flow_sql = f" AND flow IN ({', '.join(['%s'] * len(f.flows))})"
+    flows = f.flows or ALL_FLOWS  # always a flow condition: the indexes lead with flow
+    flow_sql = f" AND flow IN ({', '.join(['%s'] * len(flows))})"
     columns = [*group, *(f"SUM({name})" for name in names)]
     sql = (
         f"SELECT {', '.join(columns)} FROM {Rollup._meta.db_table} "  # noqa: S608
@@ -121,7 +121,7 @@ def select(
         + (f" GROUP BY {', '.join(group)}" if group else "")
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, scope, *unit_params, *f.flows])
+        cursor.execute(sql, [*params, scope, *unit_params, *flows])
         keys = [*group, *names]
         return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
 
@@ -169,7 +169,8 @@ def _select_days(
     day = connection.ops.adapt_datefield_value
     scope = "u" if _needs_units(f, False) else "t"
     unit_sql, unit_params = _unit_condition(f.unit)
-    flow_sql = f" AND flow IN ({', '.join(['%s'] * len(f.flows))})" if f.flows else ""
+    flows = f.flows or ALL_FLOWS
+    flow_sql = f" AND flow IN ({', '.join(['%s'] * len(flows))})"
     sums = ", ".join(f"SUM({name})" for name in names)
     sql = (
         f"SELECT day, {sums} FROM {Rollup._meta.db_table} "  # noqa: S608
@@ -178,7 +179,7 @@ def _select_days(
     )
     ((first, last),) = edges
     with connection.cursor() as cursor:
-        cursor.execute(sql, [scope, day(first), day(last), *unit_params, *f.flows])
+        cursor.execute(sql, [scope, day(first), day(last), *unit_params, *flows])
         return [dict(zip(["day", *names], row, strict=True)) for row in cursor.fetchall()]
 
 
