@@ -1,7 +1,8 @@
 """HEP collector capacity: the highest rate of HEP SIP packets received with zero loss on one core.
 
 Usage: .venv/bin/python bench/hep_capacity.py [--rates 5000,10000,...] [--seconds 10]
-                                              [--receivers plain,listener,capture]
+                                              [--receivers plain,listener,capture] [--nice -10]
+       .venv/bin/python bench/hep_capacity.py --stages
 
 Traffic: SIPp-like calls (INVITE with SDP, 100, 180, 200 with SDP, ACK, BYE, 200 - 7 SIP
 messages per call, ringing 0.5 s, talk 1 s), each message built once with `HepPacket.build`
@@ -25,7 +26,8 @@ loss of packets and calls, and only if the receiver kept up: the backlog in its 
 when the last packet was sent is worked off within a second (or a tenth of the run) - the
 64 MiB receive buffer holds tens of thousands of packets, which would otherwise hide a
 receiver that is too slow. Each receiver's CPU time per packet is also printed: it is the
-capacity of a whole core, whatever else the machine runs.
+capacity of a whole core, whatever else the machine runs. ``--stages`` splits the product's
+CPU time per packet into HEP decoding, the call tracker and saving the calls (in process).
 """
 
 from __future__ import annotations
@@ -394,17 +396,70 @@ def run_rate(kind: str, rate: int, seconds: float) -> Step:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+STAGES = """
+import os, sys, time
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+sys.path.insert(0, sys.argv[1])
+import hep_capacity as bench
+from callscope.assembly.tracker import CallTracker
+from callscope.capture.hepdecode import HepDecoder
+from callscope.ingest.pipeline import Recorder
+start = time.time_ns()
+_times, raw = bench.prepare(700, 20, "s-", start)
+clock = time.process_time
+decoder = HepDecoder()
+t0 = clock(); datagrams = [decoder.decode(data, start) for data in raw]; t1 = clock()
+tracker = CallTracker()
+for d in datagrams:
+    tracker.receive(d)
+tracker.expire(start + 10**11); t2 = clock()
+recorder = Recorder(run_id="stages", record_audio=False)
+recorder.feed(datagrams); recorder.expire(start + 10**11); t3 = clock()
+n, calls = len(raw), recorder.stats.calls
+print(f"  {n:,} HEP packets, {calls:,} calls; CPU time per stage, one process:")
+print(f"  HEP decode                 {(t1 - t0) / n * 1e6:9.1f} us/packet")
+print(f"  call tracker (SIP, SDP)    {(t2 - t1) / n * 1e6:9.1f} us/packet")
+print(f"  saving ended calls         {((t3 - t2) - (t2 - t1)) / calls * 1e3:9.2f} ms/call")
+print(f"  recorder (tracker + saves) {(t3 - t2) / n * 1e6:9.1f} us/packet")
+"""
+
+
+def stages() -> None:
+    """Where the product's time goes, stage by stage, in CPU time (a fresh database)."""
+    with tempfile.TemporaryDirectory(prefix="callscope-hepstages-") as data_dir:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
+        env.update(
+            CALLSCOPE_DATA_DIR=data_dir,
+            CALLSCOPE_LOG_LEVEL="warning",
+            DJANGO_SETTINGS_MODULE="callscope.settings",
+            PYTHONPATH=str(REPO / "src"),
+        )
+        subprocess.run(
+            [sys.executable, "-c", STAGES, str(REPO / "bench")], env=env, check=True, timeout=3600
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--rates", default="2000,5000,10000,20000,30000,40000,50000,60000,80000,100000"
+        "--rates",
+        default="250,500,1000,2000,5000,10000,20000,30000,40000,50000,60000,80000,100000",
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--receivers", default="plain,listener,capture")
     parser.add_argument(
         "--nice", type=int, default=0, help="niceness of the sender and receivers (root: <0)"
     )
+    parser.add_argument(
+        "--stages", action="store_true", help="only the CPU time per stage of the product"
+    )
     args = parser.parse_args()
+    if args.stages:
+        stages()
+        return
     if args.nice:
         os.nice(args.nice)
     os.sched_setaffinity(0, {SENDER_CORE})
