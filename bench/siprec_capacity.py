@@ -1,16 +1,21 @@
 """SIPREC recording server capacity: concurrent sessions sustained with complete recordings.
 
 Usage (root: a network namespace is made for the run):
-    .venv/bin/python bench/siprec_capacity.py [--concurrent 100,250,500] [--hold 8]
-                                              [--receivers listener,capture]
+    .venv/bin/python bench/siprec_capacity.py [--concurrent 100,250,500] [--hold 30]
+                                              [--receivers listener,capture] [--nice -10]
+    (SIPP_PIN="taskset -c 0" pins SIPp to the other core; by default it runs where it can)
 
 Traffic: SIPp as the recording client (tests/ingest/_siprec_sipp.py): SIPREC INVITEs with
-two labelled PCMA streams and RFC 7865 metadata, then ``play_pcap_audio`` of two 236-packet
-streams (4.7 s of speech and of silence, 50 packets/s each) to the two answered ports,
-BYE after ``--hold`` seconds. To hold N sessions at once, calls start at N / (hold + 1)
-per second, 2N calls in all (SIPp ``-l`` caps the sessions up at N + 5%).
+two labelled PCMA streams and RFC 7865 metadata, then ``play_pcap_audio`` of two streams
+(g711a.pcap's speech and A-law silence, 50 packets/s each, looped to fill the call) to the
+two answered ports, BYE after ``--hold`` seconds. To hold N sessions at once, calls start
+at N / (hold + 1) per second, 2N calls in all (SIPp ``-l`` caps the sessions up at N + 5%):
+500 sessions are 50,000 RTP packets/s. Calls of 30 s keep the call rate (and the database
+rows per second) at what a few hundred real calls of minutes each would be 20 times over.
+The server listens on 127.0.0.2: SIPp 3.6.1 binds a raw socket per audio play to its own
+address (127.0.0.1), and each such socket would get a copy of every packet sent there.
 
-Receivers, each alone on one core (``taskset``; SIPp has the other), fed the same traffic:
+Receivers, each pinned to one core (``taskset``), fed the same traffic:
   * ``listener``: `SiprecSource.read_batch` in a bare loop - the SIP UAS, the sockets and
     the RTP ports, nothing recorded: the ceiling the product is compared with;
   * ``capture``: ``callscope capture --siprec ADDR --json --encoders 0``, the product:
@@ -18,10 +23,12 @@ Receivers, each alone on one core (``taskset``; SIPp has the other), fed the sam
     fresh data directory). Encoding is left out: it runs after hang-up in other processes
     (``--encoders``), on other cores, and never holds capture up.
 A session counts as complete when its call record has the metadata's caller and callee,
-both streams with all 236 packets, none lost, and its spool holds all 472 packets on the
-right channels. The UDP counters of the namespace (/proc/net/snmp: receive-buffer errors,
-packets to closed ports) show loss in the kernel. A level passes when every call SIPp
-placed succeeded and (capture) every session is complete.
+both streams with every packet played, none lost, and its spool holds them all on the
+right channels. The UDP counters of the namespace (/proc/net/snmp) give what reached the
+loopback ("on wire", less SIP), receive-buffer errors (of any socket, SIPp's included) and
+packets to closed ports. ``us/pkt`` is the receiver's CPU time per RTP packet received.
+A level passes when every call SIPp placed succeeded and (capture) every session is
+complete.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ SRS = "127.0.0.2:5080"  # not SIPp's address: its raw sockets would get a copy o
 RTP_PORTS = "40000-43999"
 RECEIVER_CORE = 1
 SIPP_PIN = os.environ.get("SIPP_PIN", "").split()  # e.g. "taskset -c 0"
+NICE: list[str] = []  # ["nice", "-n", "-10"] with --nice: a shared machine's other work waits
 LISTENER = """
 import json, signal, sys
 from callscope.capture.siprec import SiprecSource
@@ -88,7 +96,7 @@ class Receiver:
 
     def __init__(self, kind: str, ns: str, data_dir: Path) -> None:
         self.kind = kind
-        pin = ["ip", "netns", "exec", ns, "taskset", "-c", str(RECEIVER_CORE)]
+        pin = ["ip", "netns", "exec", ns, *NICE, "taskset", "-c", str(RECEIVER_CORE)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
         env |= {"CALLSCOPE_DATA_DIR": str(data_dir), "CALLSCOPE_SIPREC_RTP_PORTS": RTP_PORTS,
                 "CALLSCOPE_LOG_FORMAT": "json"}  # fmt: skip
@@ -157,7 +165,7 @@ def run_sipp(ns: str, workdir: Path, calls: int, rate: float, limit: int) -> tup
     stats = workdir / "stats.csv"
     stats.unlink(missing_ok=True)
     subprocess.run(
-        ["ip", "netns", "exec", ns, *SIPP_PIN, "sipp", "-sf", "srec.xml",
+        ["ip", "netns", "exec", ns, *NICE, *SIPP_PIN, "sipp", "-sf", "srec.xml",
          SRS, "-i", "127.0.0.1", "-p", "5060", "-mi", "127.0.0.1", "-mp", "6000",
          "-m", str(calls), "-r", str(round(rate * 10)), "-rp", "10000", "-l", str(limit),
          "-nostdin", "-trace_stat", "-stf", str(stats), "-fd", "1", "-trace_err"],
@@ -241,7 +249,10 @@ def main() -> None:
     parser.add_argument("--concurrent", default="100,250,500")
     parser.add_argument("--hold", type=int, default=30, help="seconds from ACK to BYE (>= 8)")
     parser.add_argument("--receivers", default="listener,capture")
+    parser.add_argument("--nice", type=int, default=0, help="niceness of SIPp and receivers")
     args = parser.parse_args()
+    if args.nice:
+        NICE.extend(["nice", "-n", str(args.nice)])
     if os.geteuid() != 0 or shutil.which("sipp") is None:
         sys.exit("needs root (network namespace) and sipp")
     load = Path("/proc/loadavg").read_text().split()[:3]
