@@ -359,6 +359,13 @@ def fill(env: dict[str, str], calls_per_year: int) -> None:
         [str(CALLSCOPE), "synth", "--years", "1", "--calls-per-year", str(calls_per_year)],
         env=env, check=True,
     )  # fmt: skip
+    if "CALLSCOPE_DATABASE_URL" in env:
+        # what autovacuum does some time after a bulk load: without statistics the planner
+        # guesses, e.g. walks the whole time index for a phone number's pseudonym
+        import psycopg
+
+        with psycopg.connect(env["CALLSCOPE_DATABASE_URL"], autocommit=True) as conn:
+            conn.execute("ANALYZE")
 
 
 def prepared(env: dict[str, str], users: int) -> dict[str, object]:

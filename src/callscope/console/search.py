@@ -306,16 +306,22 @@ class CallQuery:
     time order from any one index, so the database collects and sorts every call of the
     unit (0.5-1 s for a busy bureau over a year). Split per unit and side instead, each
     branch walks the (unit, started_at) index in order and stops after a page;
-    `page_of` merges the branches' pages.
+    `page_of` merges the branches' pages (of ids only, then fetches the page's rows).
     """
 
     branches: tuple[QuerySet[Call], ...]
+    related: tuple[str, ...] = ()
+    deferred: tuple[str, ...] = ()
 
     def select_related(self, *fields: str) -> CallQuery:
-        return CallQuery(tuple(b.select_related(*fields) for b in self.branches))
+        return CallQuery(self.branches, (*self.related, *fields), self.deferred)
 
     def defer(self, *fields: str) -> CallQuery:
-        return CallQuery(tuple(b.defer(*fields) for b in self.branches))
+        return CallQuery(self.branches, self.related, (*self.deferred, *fields))
+
+    def rows(self, qs: QuerySet[Call]) -> QuerySet[Call]:
+        """``qs`` loading what the caller asked for (related rows, deferred columns)."""
+        return qs.select_related(*self.related).defer(*self.deferred)
 
 
 #: more branches than this and one combined query is cheaper
@@ -355,18 +361,21 @@ def _collect(
     query: CallQuery, sort: SortKey, cond: Q | None, size: int, *, reverse: bool
 ) -> list[Call]:
     """The first ``size`` rows after ``cond`` over every branch, in order."""
-    found: dict[int, Call] = {}
+    ordering = sort.ordering(reverse=reverse)
+    if len(query.branches) == 1:
+        qs = sort.annotate(query.branches[0])
+        qs = qs.filter(cond) if cond is not None else qs
+        return list(query.rows(qs).order_by(*ordering)[:size])
+    # Several branches: merge their (sort value, id) pages, then load only the winners.
+    keys: set[tuple[Any, int]] = set()
     for branch in query.branches:
         qs = sort.annotate(branch)
-        if cond is not None:
-            qs = qs.filter(cond)
-        for row in qs.order_by(*sort.ordering(reverse=reverse))[:size]:
-            found.setdefault(row.pk, row)
-    rows = list(found.values())
-    if len(query.branches) > 1:
-        descending = sort.descending != reverse
-        rows.sort(key=lambda r: (getattr(r, sort.attr), r.pk), reverse=descending)
-    return rows[:size]
+        qs = qs.filter(cond) if cond is not None else qs
+        keys.update(qs.order_by(*ordering).values_list(sort.attr, "pk")[:size])
+    top = sorted(keys, reverse=sort.descending != reverse)[:size]
+    found = {row.pk: row for row in query.rows(sort.annotate(Call.objects.filter(
+        pk__in=[pk for _value, pk in top])))}  # fmt: skip
+    return [found[pk] for _value, pk in top if pk in found]
 
 
 def page_of(
