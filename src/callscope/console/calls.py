@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
 from callscope.accounts.access import (
@@ -92,6 +95,26 @@ def result_rows(calls: list[Call], user: Any) -> list[ResultRow]:
     return rows
 
 
+def rows_html(rows: list[ResultRow], yes: str) -> SafeString:
+    """The result table's body. Written here in one pass: as a template loop it cost a
+    third of the search page's CPU (a dozen lookups and escapes per cell and row)."""
+    out = []
+    for row in rows:
+        caller_unit = f"<br><small>{escape(row.caller_unit)}</small>" if row.caller_unit else ""
+        callee_unit = f"<br><small>{escape(row.callee_unit)}</small>" if row.callee_unit else ""
+        out.append(
+            f'<tr><td><a href="{escape(row.url)}">{row.started}</a></td>'
+            f"<td>{escape(row.direction)}</td>"
+            f'<td><span class="number">{escape(row.caller)}</span>{caller_unit}</td>'
+            f'<td><span class="number">{escape(row.callee)}</span>{callee_unit}</td>'
+            f'<td><span class="result result-{escape(row.result)}">'
+            f"{escape(row.result_label)}</span></td>"
+            f'<td class="num">{row.wait}</td><td class="num">{row.talk}</td>'
+            f"<td>{escape(yes) if row.dtmf else ''}</td><td>{escape(row.recording)}</td></tr>"
+        )
+    return SafeString("\n".join(out))
+
+
 #: columns a result list never shows: the whole record, the SIP ladder, the waveform
 _HEAVY = ("record", "ladder", "recording__peaks", "recording__wrapped_key")
 
@@ -163,7 +186,7 @@ def search(request: HttpRequest) -> HttpResponse:
         context.update(
             searched=True,
             page=page,
-            rows=result_rows(page.rows, request.user),
+            rows_html=rows_html(result_rows(page.rows, request.user), gettext("Yes")),
             sort=sort,
             columns=_column_links(request, sort),
             next_query=_query(request, after=page.next_cursor) if page.next_cursor else "",
