@@ -9,10 +9,12 @@ Each database gets its own data directory under bench/out/ (PostgreSQL: its own 
 ``callscope_bench_console`` on CALLSCOPE_BENCH_POSTGRES, default postgres@127.0.0.1:5432),
 filled once by `callscope synth` and reused by later runs. Every simulated user logs in
 with their own account and then, in a loop with ``--think`` seconds between clicks, opens
-one of: the search page (newest first, or filtered by section, result, number or duration),
-the next page of a search (keyset cursor taken from the previous result), a call's detail
-page, or the dashboard. Latency is measured at the client (loopback, keep-alive), so it
-includes gunicorn's queueing: it bounds the server time from above.
+one of: a search (newest first, or filtered by section, result, number or duration; 30% as
+the whole page, 70% as the result table alone, which is what the page's htmx fetches when a
+filter changes), the next page of a search (keyset cursor taken from the previous result,
+result table only), a call's detail page, or the dashboard. Latency is measured at the
+client (loopback, keep-alive), so it includes gunicorn's queueing: it bounds the server time
+from above.
 
 Peers measured in the same run: the liveness URL (``/healthz``, the cost of a request that
 does nothing) under the same load, and, in the database alone, a keyset page deep in the
@@ -150,9 +152,13 @@ class User:
     conn: http.client.HTTPConnection | None = None
     next_search: str = ""
 
-    def request(self, method: str, path: str, body: str = "") -> tuple[int, str, float]:
+    def request(
+        self, method: str, path: str, body: str = "", *, htmx: bool = False
+    ) -> tuple[int, str, float]:
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
                    "Accept-Language": "ja", "Connection": "keep-alive"}  # fmt: skip
+        if htmx:  # what the page's htmx sends for filter changes and page links
+            headers["HX-Request"] = "true"
         if method == "POST":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             headers["Referer"] = f"http://{self.host}:{self.port}{path}"
@@ -221,7 +227,10 @@ def click(user: User, rng: random.Random, ctx: dict[str, object]) -> Sample:
         kind, path = "dashboard", str(ctx["dashboard"])
     else:
         kind, path = "search", search_query(rng, ctx)
-    status, page, ms = user.request("GET", path)
+    # The search page is loaded whole once; filter changes and page links then fetch only
+    # the result table (htmx), as in the browser.
+    partial = kind == "search, next page" or (kind == "search" and rng.random() < 0.7)
+    status, page, ms = user.request("GET", path, htmx=partial)
     if kind.startswith("search"):
         found = re.search(r'rel="next" href="([^"]+)"', page)
         user.next_search = found.group(1).replace("&amp;", "&") if found else ""
