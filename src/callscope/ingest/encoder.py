@@ -44,14 +44,23 @@ MAX_ATTEMPTS = 3
 PEAK_BUCKET_MS = 50
 
 
+def _ready(now: dt.datetime) -> Q:
+    return (
+        Q(state=Recording.State.PENDING)
+        | Q(state=Recording.State.ENCODING, claimed_at__lt=now - LEASE)
+    ) & Q(attempts__lt=MAX_ATTEMPTS)
+
+
+def pending_count(now: dt.datetime | None = None) -> int:
+    """How many recordings an encoder could claim now."""
+    return Recording.objects.filter(_ready(now or timezone.now())).count()
+
+
 def claim_next(now: dt.datetime | None = None) -> Recording | None:
     """Take one pending (or abandoned) recording; None when there is no work."""
     now = now or timezone.now()
-    ready = Q(state=Recording.State.PENDING) | Q(
-        state=Recording.State.ENCODING, claimed_at__lt=now - LEASE
-    )
     with transaction.atomic():
-        queue = Recording.objects.filter(ready, attempts__lt=MAX_ATTEMPTS).order_by("id")
+        queue = Recording.objects.filter(_ready(now)).order_by("id")
         if connection.vendor == "postgresql":
             queue = queue.select_for_update(skip_locked=True)
         recording = queue.first()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
+from django.db import connection, connections
 
 from callscope.capture.errors import CaptureParseError
 from callscope.capture.source import CaptureCounters, read_file
@@ -28,8 +28,13 @@ def _encode_worker() -> int:
 
 
 def encode_pending(workers: int) -> int:
-    """Encode every pending recording with ``workers`` processes; returns how many."""
-    if workers <= 1:
+    """Encode every pending recording with ``workers`` processes; returns how many.
+
+    Worker processes are forked only when there is more than one recording to share and no
+    transaction is open: closing the connection before the fork would abandon it.
+    """
+    workers = min(workers, encoder.pending_count())
+    if workers <= 1 or connection.in_atomic_block:
         return len(encoder.drain())
     connections.close_all()
     context = multiprocessing.get_context("fork")
