@@ -104,6 +104,7 @@ class CaptureDaemon:
         batch = self._read(timeout_s)
         if batch:
             self.recorder.feed(batch)
+            self.recorder.flush()  # the calls this read ended, committed together
         now = self.clock()
         if now >= self._next_expire:
             self.recorder.expire(now)

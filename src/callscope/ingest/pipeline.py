@@ -3,8 +3,11 @@
 `Recorder` is the one composition every source uses (capture files, the live mirror port,
 HEP, SIPREC): feed it datagrams, tell it when time passes, and it saves each call the
 moment it ends, in one transaction with its rollup update, and leaves a finished spool
-(fsynced, renamed ``.done``) with a pending `Recording` row for the encoder. A crash
-therefore loses no finished call: the row and the spool exist before the next packet.
+(fsynced, renamed ``.done``) with a pending `Recording` row for the encoder. The calls that
+end while one batch of datagrams is handled are saved together when the batch is done (the
+live daemon flushes after each read; an import every ``batch`` calls), in a few bulk
+statements. A crash therefore loses no finished call: the row and the spool exist before
+the next read.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from callscope.assembly.tracker import CallTracker, TrackerConfig
 from callscope.audio.packets import MediaPacket
 from callscope.audio.spool import FlushPolicy, SpoolWriter, done_path
 from callscope.core import Datagram
-from callscope.store.calls import Placement, save_call
+from callscope.store.calls import CallToSave, Placement, SavedCall, save_calls
 from callscope.store.masking import pseudonym
 from callscope.store.models import Call, Recording
 
@@ -161,8 +164,8 @@ class Recorder:
         on_call: Callable[[Call, dict[str, Any]], None] | None = None,
         batch: int = 1,
     ) -> None:
-        """``batch`` > 1 saves ended calls in transactions of that many (imports); a live
-        recorder keeps 1 so that a call is committed the moment it ends."""
+        """``batch`` > 1 saves ended calls in transactions of up to that many; whoever
+        feeds such a recorder calls `flush` when a read is handled (the live daemon does)."""
         self.batch = batch
         self.ended: list[CallRecord] = []
         self.sink = SpoolSink(spool_dir(), run_id) if record_audio else None
@@ -211,7 +214,7 @@ class Recorder:
             return
         records, self.ended = self.ended, []
         with transaction.atomic():
-            saved = [self._save(record) for record in records]
+            saved = [row for group in conversation_groups(records) for row in self._save(group)]
         for call, contract, record, queued in saved:
             self.stats.calls += 1
             self.stats.recordings_queued += queued
@@ -219,46 +222,76 @@ class Recorder:
             if self.on_call is not None:
                 self.on_call(call, contract)
 
-    def _save(self, record: CallRecord) -> tuple[Call, dict[str, Any], CallRecord, int]:
-        contract = record.to_contract()
-        spool = self.sink.take(record.call_key) if self.sink is not None else None
-        started = parse_time_ns(record.started_at)
-        previous = Call.objects.filter(call_id=record.call_id, started_at=started).first()
-        replaced = rollups.leg_values(previous) if previous is not None else None
-        call = save_call(
-            contract,
-            ladder=[entry.to_dict() for entry in record.ladder],
-            placement=placement_of(record),
-            probe=self.probe,
+    def _save(
+        self, records: list[CallRecord]
+    ) -> list[tuple[Call, dict[str, Any], CallRecord, int]]:
+        """Save legs of distinct conversations together, then add each to the rollups."""
+        contracts = [record.to_contract() for record in records]
+        saved = save_calls(
+            [
+                CallToSave(
+                    contract,
+                    ladder=[entry.to_dict() for entry in record.ladder],
+                    placement=placement_of(record),
+                    probe=self.probe,
+                )
+                for record, contract in zip(records, contracts, strict=True)
+            ]
         )
-        rollups.apply_call(call, replaced=replaced)
-        queued = self._queue_recording(call, record, spool)
-        return call, contract, record, queued
+        for row in saved:
+            replaced = rollups.leg_values(row.previous) if row.previous is not None else None
+            rollups.apply_call(row.call, replaced=replaced)
+        queued = self._queue_recordings(records, saved)
+        return list(zip([row.call for row in saved], contracts, records, queued, strict=True))
 
-    def _queue_recording(self, call: Call, record: CallRecord, spool: Path | None) -> int:
-        status = record.recording_status
-        if status in NOT_ENCODED or spool is None:
-            Recording.objects.update_or_create(
-                call=call,
-                defaults={
+    def _queue_recordings(self, records: list[CallRecord], saved: list[SavedCall]) -> list[int]:
+        """A `Recording` row per call: pending with its spool, or done with its status."""
+        fresh: list[Recording] = []
+        queued: list[int] = []
+        for record, row in zip(records, saved, strict=True):
+            spool = self.sink.take(record.call_key) if self.sink is not None else None
+            status = record.recording_status
+            if status in NOT_ENCODED or spool is None:
+                if spool is not None:
+                    spool.unlink(missing_ok=True)
+                values: dict[str, Any] = {
                     "status": status if status in NOT_ENCODED else Recording.Status.NO_MEDIA,
                     "state": Recording.State.DONE,
-                },
-            )
-            if spool is not None:
-                spool.unlink(missing_ok=True)
-            return 0
-        Recording.objects.update_or_create(
-            call=call,
-            defaults={
-                "state": Recording.State.PENDING,
-                "spool_path": str(spool),
-                "payload_types": payload_types_of(record),
-                "claimed_at": None,
-                "attempts": 0,
-            },
-        )
-        return 1
+                }
+            else:
+                values = {
+                    "state": Recording.State.PENDING,
+                    "spool_path": str(spool),
+                    "payload_types": payload_types_of(record),
+                    "claimed_at": None,
+                    "attempts": 0,
+                }
+            queued.append(int(values["state"] == Recording.State.PENDING))
+            if row.previous is None:
+                fresh.append(Recording(call=row.call, **values))
+            else:
+                Recording.objects.update_or_create(call=row.call, defaults=values)
+        Recording.objects.bulk_create(fresh)
+        return queued
+
+
+def conversation_groups(records: list[CallRecord]) -> list[list[CallRecord]]:
+    """The records in runs, in order, where no conversation (and so no leg) comes twice.
+
+    `rollups.apply_call` takes the other legs of a conversation found in the database as
+    already applied, so two legs of one conversation must not be saved before either is
+    applied.
+    """
+    groups: list[list[CallRecord]] = [[]]
+    seen: set[object] = set()
+    for record in records:
+        marks = (record.conversation_id or record.call_id, (record.call_id, record.started_at))
+        if not seen.isdisjoint(marks):
+            groups.append([])
+            seen.clear()
+        seen.update(marks)
+        groups[-1].append(record)
+    return groups if groups[0] else []
 
 
 def print_record(out: IO[str] = sys.stdout) -> Callable[[Call, dict[str, Any]], None]:

@@ -106,6 +106,67 @@ def stream_rows(call: Call, streams: Iterable[dict[str, Any]]) -> list[Stream]:
     ]
 
 
+@dataclass(frozen=True)
+class CallToSave:
+    """One call record (the contract's JSON) with what is saved beside it."""
+
+    record: dict[str, Any]
+    ladder: Sequence[dict[str, Any]] = ()
+    placement: Placement = Placement()
+    probe: str = ""
+
+
+@dataclass(frozen=True)
+class SavedCall:
+    """A saved leg, and the row it replaced when the leg had been saved before."""
+
+    call: Call
+    previous: Call | None
+
+
+def save_calls(items: Sequence[CallToSave]) -> list[SavedCall]:
+    """Insert or update call legs with their streams, in one transaction, in few statements.
+
+    New legs are inserted together (one INSERT for the calls, one for all their streams);
+    a leg saved before (same Call-ID and start time: a second import, a restarted
+    recorder) is updated in place and its streams replaced. Each leg may be given once.
+    """
+    calls: list[Call] = []
+    for item in items:
+        fields = call_fields(item.record, item.placement)
+        fields["ladder"] = list(item.ladder)
+        fields["probe"] = item.probe
+        calls.append(Call(call_id=item.record["call_id"], **fields))
+    keys = [(call.call_id, call.started_at) for call in calls]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a call leg was given twice in one save")
+    if not calls:
+        return []
+    with transaction.atomic():
+        existing = {
+            (row.call_id, row.started_at): row
+            for row in Call.objects.filter(call_id__in={call.call_id for call in calls})
+        }
+        previous = [existing.get(key) for key in keys]
+        updated = []
+        for call, earlier in zip(calls, previous, strict=True):
+            if earlier is not None:
+                call.pk, call.imported_at = earlier.pk, earlier.imported_at
+                call.save(force_update=True)
+                updated.append(call)
+        Call.objects.bulk_create([c for c, p in zip(calls, previous, strict=True) if p is None])
+        if updated:
+            Stream.objects.filter(call__in=updated).delete()
+        Stream.objects.bulk_create(
+            [
+                stream
+                for item, call in zip(items, calls, strict=True)
+                for stream in stream_rows(call, item.record.get("streams", ()))
+            ]
+        )
+    return [SavedCall(c, p) for c, p in zip(calls, previous, strict=True)]
+
+
 def save_call(
     record: dict[str, Any],
     *,
@@ -114,14 +175,6 @@ def save_call(
     probe: str = "",
 ) -> Call:
     """Insert or update one call leg with its streams, in one transaction."""
-    fields = call_fields(record, placement or Placement())
-    fields["ladder"] = list(ladder)
-    fields["probe"] = probe
-    started = fields.pop("started_at")
-    with transaction.atomic():
-        call, _created = Call.objects.update_or_create(
-            call_id=record["call_id"], started_at=started, defaults=fields
-        )
-        Stream.objects.filter(call=call).delete()
-        Stream.objects.bulk_create(stream_rows(call, record.get("streams", ())))
-    return call
+    item = CallToSave(record, ladder, placement or Placement(), probe)
+    (saved,) = save_calls([item])
+    return saved.call

@@ -65,7 +65,9 @@ class Command(BaseCommand):
             feeds.append(feed)
         recording_server = self._siprec_feed(siprec, feeds) if siprec else None
         label = f"live-{interface}" if interface else kind
-        recorder = Recorder(run_id=run_id_for(label), record_audio=audio, probe=options["probe"])
+        recorder = Recorder(
+            run_id=run_id_for(label), record_audio=audio, probe=options["probe"], batch=1000
+        )
         if recording_server is not None:
             use_siprec_tracker(recorder)
         if options["json"]:
