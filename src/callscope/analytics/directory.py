@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from callscope.analytics import orgindex
 from callscope.store import audit
@@ -358,13 +359,21 @@ def _save_unit(row: UnitRow) -> bool:
     return created
 
 
-def import_directory(data: bytes, *, actor: Any = None, source: str = "") -> ImportReport:
-    """Validate and apply a directory CSV in one transaction (DirectoryError if any row is bad)."""
+def check_directory(data: bytes) -> Parsed:
+    """Decode, parse and validate a directory CSV without changing anything."""
     text = decode(data)
     if text is None:
-        raise DirectoryError([RowError(1, "", "encoding")])
+        return Parsed(errors=[RowError(1, "", "encoding")])
     parsed = parse(text)
     validate(parsed)
+    return parsed
+
+
+def import_directory(
+    data: bytes, *, actor: Any = None, source: str = "", address: str = ""
+) -> ImportReport:
+    """Validate and apply a directory CSV in one transaction (DirectoryError if any row is bad)."""
+    parsed = check_directory(data)
     if parsed.errors:
         raise DirectoryError(parsed.errors)
     counts = {"units_created": 0, "units_updated": 0, "numbers_created": 0, "numbers_updated": 0}
@@ -383,7 +392,9 @@ def import_directory(data: bytes, *, actor: Any = None, source: str = "") -> Imp
                 },
             )
             counts["numbers_created" if created else "numbers_updated"] += 1
-        audit.record("directory.import", actor=actor, target=source[:255], detail=counts)
+        audit.record(
+            "directory.import", actor=actor, address=address, target=source[:255], detail=counts
+        )
     orgindex.invalidate()
     return ImportReport(**counts)
 
@@ -392,19 +403,30 @@ def _dates(start: dt.date, end: dt.date | None) -> tuple[str, str]:
     return start.isoformat(), end.isoformat() if end else ""
 
 
-def export_directory() -> bytes:
-    """The whole directory as CSV (UTF-8 with BOM), units first, parents before children."""
+def in_force(queryset: Any, on: dt.date | None) -> Any:
+    """The units or numbers of ``queryset`` valid on ``on`` (all of them when None)."""
+    if on is None:
+        return queryset
+    return queryset.filter(Q(valid_to__isnull=True) | Q(valid_to__gte=on), valid_from__lte=on)
+
+
+def export_directory(on: dt.date | None = None) -> bytes:
+    """The directory as CSV (UTF-8 with BOM), units first, parents before children.
+
+    With ``on``, only the units and numbers in force on that day (with their own validity
+    dates, so that importing the file again changes nothing).
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    units = OrgUnit.objects.select_related("parent").order_by("valid_from", "code")
+    units = in_force(OrgUnit.objects.select_related("parent"), on)
     for u in sorted(units, key=lambda u: (LEVEL_ORDER[u.level], u.valid_from, u.code)):
         parent = u.parent.code if u.parent else ""
         writer.writerow(
             ["unit", u.code, u.name, u.level, parent, "", "", "", *_dates(u.valid_from, u.valid_to)]
         )
-    entries = DirectoryEntry.objects.select_related("unit").order_by("valid_from", "number")
-    for e in entries:
+    entries = in_force(DirectoryEntry.objects.select_related("unit"), on)
+    for e in entries.order_by("valid_from", "number"):
         writer.writerow(
             ["number", e.unit.code, "", "", "", e.number, e.kind, e.label,
              *_dates(e.valid_from, e.valid_to)]
