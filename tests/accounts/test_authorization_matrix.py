@@ -8,6 +8,8 @@ audit entry (nothing happened).
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from axes.models import AccessAttempt
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -15,7 +17,7 @@ from django.utils import timezone
 
 from callscope.accounts.actions import do_request_evidence
 from callscope.accounts.models import Role, UserSession
-from callscope.store.models import AuditEntry
+from callscope.store.models import AuditEntry, DirectoryEntry, OrgUnit
 
 from ._world import attach_audio, client_for, make_call, make_user
 
@@ -77,6 +79,14 @@ EXPECTED: dict[str, tuple] = {
     "console:dashboard_matrix": _STAFF_PAGE,
     "console:dashboard_report": _STAFF_PAGE,
     "console:dashboard_export": _STAFF_PAGE,
+    "console:directory": _MANAGER_PAGE,
+    "console:directory_export": _MANAGER_PAGE,
+    "console:directory_import": _MANAGER_PAGE,
+    "console:directory_entry_new": _MANAGER_PAGE,
+    "console:directory_entry": _MANAGER_PAGE,
+    # an empty form is shown again with its errors
+    "console:directory_entry_change": ("POST", 302, 403, 403, 200, 403, 403),
+    "console:directory_entry_end": ("POST", 302, 403, 403, 200, 403, 403),
 }
 
 
@@ -122,6 +132,12 @@ class World:
             attempt_time=timezone.now(),
         )  # fmt: skip
         self.call = make_call()
+        section = OrgUnit.objects.create(
+            code="S1", name="市民課", level=OrgUnit.Level.SECTION, valid_from=date(2024, 4, 1)
+        )
+        self.entry = DirectoryEntry.objects.create(
+            number="41001", unit=section, valid_from=date(2024, 4, 1)
+        )
         attach_audio(self.call)
         self.evidence = do_request_evidence(
             self.call, reason="威圧的な要求", case_reference="R8-1", acting_user=self.operator,
@@ -135,6 +151,7 @@ class World:
             "evidence_id": self.evidence.pk,
             "attempt_id": self.attempt.pk,
             "session_id": self.session.pk,
+            "entry_id": self.entry.pk,
             "fmt": "csv",
             "table": "summary",
         }

@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from callscope.accounts.models import EvidenceRequest, Role
-from callscope.store.models import CaptureSample
+from callscope.store.models import CaptureSample, DirectoryEntry, OrgUnit
 
 from ._factory import attach_recording, make_call, make_user
 from ._msgids import catalogue, source_msgids
@@ -110,7 +110,12 @@ def world(db):
     listener = make_user("hojo-tl", can_listen=True, can_see_numbers=True)
     evidence = EvidenceRequest.objects.create(call=call, reason="暴言", case_reference="R6-001",
                                               requested_by=listener)  # fmt: skip
-    values = {"call_id": call.pk, "user_id": operator.pk, "evidence_id": evidence.pk}
+    section = OrgUnit.objects.create(code="S1", name="市民課", level="section",
+                                     valid_from=dt.date(2024, 4, 1))  # fmt: skip
+    entry = DirectoryEntry.objects.create(number="41001", unit=section, label="窓口",
+                                          valid_from=dt.date(2024, 4, 1))  # fmt: skip
+    values = {"call_id": call.pk, "user_id": operator.pk, "evidence_id": evidence.pk,
+              "entry_id": entry.pk}  # fmt: skip
     return {"users": [None, operator, listener, manager], "values": values}
 
 
@@ -139,5 +144,5 @@ def test_every_page_renders_in_japanese_for_every_role(world):
                     problems.append(f"{who} {path}: {text!r}")
     # the console's own pages were all seen, so the check cannot pass by seeing nothing
     assert {"console:home", "console:search", "console:call_detail", "console:health",
-            "login"} <= checked  # fmt: skip
+            "console:directory", "console:directory_entry", "login"} <= checked  # fmt: skip
     assert not problems, "\n".join(sorted(set(problems)))
