@@ -10,6 +10,7 @@ With htmx, a filter change or a page link renders the tree and the table alone.
 from __future__ import annotations
 
 import datetime as dt
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,7 +18,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -55,6 +58,32 @@ def _query(**params: Any) -> str:
     return urlencode({k: v for k, v in params.items() if v not in (None, "", False)})
 
 
+def tree_html(nodes: list[listing.TreeNode], link: str, current: int | None) -> SafeString:
+    """The organisation as nested lists of links (``link`` + unit id), written in one pass:
+    a template include per unit cost ~0.3 ms, a city has hundreds of units."""
+    if not nodes:
+        return SafeString("")
+    levels = {value: str(label) for value, label in OrgUnit.Level.choices}
+    parts: list[str] = []
+
+    def walk(level: list[listing.TreeNode]) -> None:
+        parts.append("<ul>")
+        for node in level:
+            unit = node.unit
+            mark = ' aria-current="true"' if unit.pk == current else ""
+            parts.append(
+                f'<li><a href="{escape(link)}{unit.pk}"{mark}>{escape(unit.name)}</a> '
+                f"<small>({escape(levels.get(unit.level, unit.level))}, {node.total})</small>"
+            )
+            if node.children:
+                walk(node.children)
+            parts.append("</li>")
+        parts.append("</ul>")
+
+    walk(nodes)
+    return SafeString("".join(parts))
+
+
 @login_required
 @require_GET
 def directory(request: HttpRequest) -> HttpResponse:
@@ -73,6 +102,7 @@ def directory(request: HttpRequest) -> HttpResponse:
         rows, after=request.GET.get("after", ""), before=request.GET.get("before", "")
     )
     base = {"on": on.isoformat(), "q": text, "unit": unit.pk if unit else "", "history": history}
+    tree_query = _query(on=on.isoformat(), history=history, q=text)
     context = {
         "form": form,
         "on": on,
@@ -80,8 +110,12 @@ def directory(request: HttpRequest) -> HttpResponse:
         "unit": unit,
         "page": page,
         "total": rows.count(),
-        "tree": listing.org_tree(on),
-        "base_query": _query(on=on.isoformat(), history=history, q=text),
+        "tree": tree_html(
+            listing.org_tree(on),
+            f"{reverse('console:directory')}?{tree_query}&unit=",
+            unit.pk if unit else None,
+        ),
+        "base_query": tree_query,
         "next_query": _query(**base, after=page.next_cursor) if page.next_cursor else "",
         "prev_query": _query(**base, before=page.prev_cursor) if page.prev_cursor else "",
         "export_query": _query(on=on.isoformat()),
