@@ -99,6 +99,24 @@ def test_export_reimports_to_the_same_directory(city):
     assert report.numbers_created == 0 and report.numbers_updated == 4
 
 
+def test_reimport_updates_changed_numbers_and_keeps_the_others(city):
+    text = HEADER + "number,HGN-SHIMIN,,,,078-322-5100,staff,市民課 案内,2025-04-01,2025-09-30\n"
+    report = directory.import_directory(text.encode())
+    assert (report.numbers_created, report.numbers_updated) == (0, 1)
+    entry = DirectoryEntry.objects.get(number="0783225100")
+    assert (entry.unit.code, entry.kind, entry.label, entry.valid_to) == (
+        "HGN-SHIMIN", "staff", "市民課 案内", dt.date(2025, 9, 30))  # fmt: skip
+    assert DirectoryEntry.objects.count() == 4
+
+
+def test_export_of_one_day_has_what_is_in_force(city):
+    text = directory.export_directory(on=dt.date(2024, 10, 1)).decode("utf-8-sig")
+    assert "KODOMO-HOIKU" in text and "KODOMO-YOJI" not in text
+    assert [line.split(",")[5] for line in text.splitlines() if line.startswith("number")] == [
+        "0783225111", "41001"]  # fmt: skip
+    assert not directory.check_directory(text.encode()).errors
+
+
 def test_shift_jis_files_and_japanese_headers(db):
     text = "種別,コード,名称,階層,上位コード,番号,番号種別,表示名,開始日,終了日\n"
     text += "unit,NADA,灘区役所,ward,,,,,2024-04-01,\n"
