@@ -39,6 +39,14 @@ def _port_range(raw: str) -> tuple[int, int]:
     return first, last
 
 
+def _opus_complexity(raw: str) -> int:
+    """libopus complexity 0-10 (CALLSCOPE_OPUS_*_COMPLEXITY)."""
+    value = int(raw.strip())
+    if not 0 <= value <= 10:
+        raise ValueError("expected an integer from 0 to 10")
+    return value
+
+
 # -- declarations -------------------------------------------------------------------------
 
 DATA_DIR_SETTING = declare(
@@ -180,7 +188,7 @@ S3_REGION_SETTING = declare("CALLSCOPE_S3_REGION", str, "us-east-1", "S3 region 
 OPUS_NB_KBPS_SETTING = declare(
     "CALLSCOPE_OPUS_NARROWBAND_KBPS",
     parse_positive_int,
-    12,
+    18,
     "Opus bitrate per channel for narrowband (8 kHz) calls.",
 )
 OPUS_WB_KBPS_SETTING = declare(
@@ -188,6 +196,25 @@ OPUS_WB_KBPS_SETTING = declare(
     parse_positive_int,
     16,
     "Opus bitrate per channel for wideband (16 kHz) calls.",
+)
+OPUS_NB_COMPLEXITY_SETTING = declare(
+    "CALLSCOPE_OPUS_NARROWBAND_COMPLEXITY",
+    _opus_complexity,
+    1,
+    "libopus complexity 0-10 for narrowband calls: higher is slower (10 is ~3.5x slower "
+    "than 1; see docs/benchmarks.md).",
+)
+OPUS_WB_COMPLEXITY_SETTING = declare(
+    "CALLSCOPE_OPUS_WIDEBAND_COMPLEXITY",
+    _opus_complexity,
+    10,
+    "libopus complexity 0-10 for wideband calls (below 4 wideband speech quality drops sharply).",
+)
+OPUS_FRAME_MS_SETTING = declare(
+    "CALLSCOPE_OPUS_FRAME_MS",
+    lambda raw: int(parse_choice("20", "40", "60")(raw)),
+    60,
+    "Opus frame duration in milliseconds: 20, 40 or 60 (longer frames: smaller files).",
 )
 CALL_TIMEOUT_SETTING = declare(
     "CALLSCOPE_CALL_TIMEOUT_SECONDS",
@@ -324,6 +351,9 @@ CALLSCOPE_S3_SECRET_KEY: str = S3_SECRET_KEY_SETTING.read()
 CALLSCOPE_S3_REGION: str = S3_REGION_SETTING.read()
 CALLSCOPE_OPUS_NARROWBAND_KBPS: int = OPUS_NB_KBPS_SETTING.read()
 CALLSCOPE_OPUS_WIDEBAND_KBPS: int = OPUS_WB_KBPS_SETTING.read()
+CALLSCOPE_OPUS_NARROWBAND_COMPLEXITY: int = OPUS_NB_COMPLEXITY_SETTING.read()
+CALLSCOPE_OPUS_WIDEBAND_COMPLEXITY: int = OPUS_WB_COMPLEXITY_SETTING.read()
+CALLSCOPE_OPUS_FRAME_MS: int = OPUS_FRAME_MS_SETTING.read()
 CALLSCOPE_CALL_TIMEOUT_SECONDS: int = CALL_TIMEOUT_SETTING.read()
 CALLSCOPE_TEST_POSTGRES_URL: str = TEST_POSTGRES_URL_SETTING.read()
 CALLSCOPE_HEP_AUTH_KEY: str = HEP_AUTH_KEY_SETTING.read()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import struct
 
+import av
 import numpy as np
 import pytest
 
@@ -60,12 +62,30 @@ def test_one_voice_does_not_leak_into_the_other_channel() -> None:
     assert rms[0] > 3000 and rms[1] < rms[0] / 1000
 
 
-def test_bitrate_follows_the_recording_rate() -> None:
+def test_bitrate_and_complexity_follow_the_recording_rate() -> None:
     settings = OpusSettings()
-    assert settings.kbps_per_channel(8000) == 12 and settings.kbps_per_channel(16000) == 16
+    assert settings.kbps_per_channel(8000) == 18 and settings.kbps_per_channel(16000) == 16
+    assert settings.complexity_for(8000) == 1 and settings.complexity_for(16000) == 10
     nb = encode_stereo(clicks(8000, 1, 1), clicks(8000, 1, 1), 8000)
     wb = encode_stereo(clicks(16000, 1, 1), clicks(16000, 1, 1), 16000)
-    assert (nb.kbps_per_channel, wb.kbps_per_channel) == (12, 16)
+    assert (nb.kbps_per_channel, wb.kbps_per_channel) == (18, 16)
+
+
+@pytest.mark.parametrize("frame_ms", [20, 40, 60])
+def test_packets_have_the_frame_duration(frame_ms: int) -> None:
+    encoded = encode_stereo(
+        clicks(8000, 2, 5), clicks(8000, 2, 5), 8000, OpusSettings(frame_ms=frame_ms)
+    )
+    with av.open(io.BytesIO(encoded.data), "r", format="ogg") as container:
+        stream = container.streams.audio[0]
+        durations = [p.duration for p in container.demux(stream) if p.size]
+    # Ogg/Opus granule positions run at 48 kHz; the last packet is trimmed to the audio's end
+    assert set(durations[:-1]) == {48 * frame_ms} and durations[-1] <= 48 * frame_ms
+
+
+def test_frame_duration_opus_cannot_take_is_refused() -> None:
+    with pytest.raises(AudioEncodeError, match=r"^Opus frame duration must be 20, 40 or 60 ms$"):
+        encode_stereo(clicks(8000, 1, 0), clicks(8000, 1, 0), 8000, OpusSettings(frame_ms=30))
 
 
 def test_higher_bitrate_setting_gives_a_bigger_file() -> None:

@@ -1,5 +1,6 @@
-"""Speech quality of the stored recording: Opus 12 kbps per channel (narrowband) against
-G.711-decoded speech, measured with ITU-T P.862 PESQ (the `pesq` package)."""
+"""Speech quality of the stored recording: Opus at the default narrowband settings (18 kbps
+per channel, complexity 1, 60 ms frames) against G.711-decoded speech, measured with ITU-T
+P.862 PESQ (the `pesq` package). The design asks for 4.0; the tests hold 4.05 as margin."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from callscope.audio.timeline import CallAudio, render_call, resample
 from .test_oracle import Call
 
 RATE = 8000
+DESIGN_PESQ = 4.0
+MARGIN = 0.05
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -46,21 +49,18 @@ def test_speech_sources_keep_pesq_above_4(testdata: Path) -> None:
     b, rate_b = read_wav(testdata / "generated/baresip_B_source.wav")
     assert rate_a == rate_b == RATE
     left, right = opus_pesq(through_g711(a), through_g711(b))
-    assert left >= 4.0 and right >= 4.0
+    assert min(left, right) >= DESIGN_PESQ + MARGIN  # measured 4.30 / 4.31
 
 
 def test_recorded_call_pesq(testdata: Path) -> None:
     # the reference is the G.711 audio exactly as the timeline decoded it from the pcap.
-    # Measured: 4.11 (caller) / 3.98 (callee) at the default 12 kbps per channel, 4.32 / 4.13
-    # at 14 kbps: 12 kbps is marginal on this real call, so this test holds 3.9 at the
-    # default and the design's 4.0 at 14 kbps.
+    # Measured at the defaults: 4.25 (caller) / 4.11 (callee); complexity 10 at the former
+    # 12 kbps and 20 ms frames gave 4.11 / 3.98, complexity 1 at 12 kbps 3.80 / 3.47.
     call = Call(testdata)
     rendered = render_call(call.caller_to_callee, call.callee_to_caller, {}, call.t_invite)
     assert isinstance(rendered, CallAudio)
     left, right = opus_pesq(rendered.caller, rendered.callee)
-    assert left >= 4.0 and right >= 3.9
-    left, right = opus_pesq(rendered.caller, rendered.callee, OpusSettings(narrowband_kbps=14))
-    assert left >= 4.0 and right >= 4.0
+    assert min(left, right) >= DESIGN_PESQ + MARGIN
 
 
 def test_espeak_speech_against_the_caller_keeps_pesq_above_4(
@@ -73,7 +73,7 @@ def test_espeak_speech_against_the_caller_keeps_pesq_above_4(
     callee = through_g711(resample(speech, rate, RATE))
     caller = through_g711(read_wav(testdata / "generated/baresip_A_source.wav")[0])
     left, right = opus_pesq(caller, callee)
-    assert left >= 4.0 and right >= 4.0
+    assert min(left, right) >= DESIGN_PESQ + MARGIN
 
 
 def test_pesq_can_fail_at_a_starved_bitrate(testdata: Path) -> None:

@@ -110,6 +110,9 @@ def encode_recording(recording: Recording) -> EncodeOutcome:
     opus = OpusSettings(
         narrowband_kbps=settings.CALLSCOPE_OPUS_NARROWBAND_KBPS,
         wideband_kbps=settings.CALLSCOPE_OPUS_WIDEBAND_KBPS,
+        narrowband_complexity=settings.CALLSCOPE_OPUS_NARROWBAND_COMPLEXITY,
+        wideband_complexity=settings.CALLSCOPE_OPUS_WIDEBAND_COMPLEXITY,
+        frame_ms=settings.CALLSCOPE_OPUS_FRAME_MS,
     )
     encoded = encode_call(audio, opus)
     peaks = peaks_per_interval(interleave(audio.caller, audio.callee), audio.sample_rate,
