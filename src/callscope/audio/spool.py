@@ -38,6 +38,11 @@ DONE_SUFFIX: Final = ".done"
 _HEADER: Final = struct.Struct(">4sBBHq")
 _PREFIX: Final = struct.Struct(">HI")
 _BODY: Final = struct.Struct(">BBBHIIq")
+_RECORD: Final = struct.Struct(">HI" + _BODY.format[1:])  # prefix and body fields together
+_DIRECTIONS: Final = (Direction.CALLER_TO_CALLEE, Direction.CALLEE_TO_CALLER)
+#: builds a NamedTuple from its fields without its Python-level ``__new__`` (the reader
+#: makes one per packet); the fields are already in order and complete
+_new_tuple: Final = tuple.__new__
 MAX_PAYLOAD: Final = 0xFFFF - _BODY.size
 
 
@@ -223,7 +228,7 @@ class SpoolContents:
 
     def packets(self, direction: Direction) -> list[MediaPacket]:
         """The packets of one direction in spool (arrival) order."""
-        return [r.packet for r in self.records if r.direction == direction]
+        return [_new_tuple(MediaPacket, r[1:]) for r in self.records if r[0] is direction]
 
 
 def read_spool(data: bytes) -> SpoolContents:
@@ -231,32 +236,29 @@ def read_spool(data: bytes) -> SpoolContents:
     end of the file, or zero-filled) is reported in ``torn_bytes``; damage followed by more
     data raises `AudioParseError`, as does anything that is not a spool."""
     header = SpoolHeader.parse(data)
+    data = bytes(data)
     view = memoryview(data)
     records: list[SpoolRecord] = []
+    append, unpack, crc32 = records.append, _RECORD.unpack_from, zlib.crc32
     off, size = len(bytes(header)), len(data)
-    while off < size:
-        record = _record_at(view, off)
-        if record is None:
-            if _is_tail(view, off):
-                return SpoolContents(header, records, size - off)
-            raise AudioParseError("spool record damaged")
-        records.append(record[0])
-        off = record[1]
-    return SpoolContents(header, records)
-
-
-def _record_at(view: memoryview, off: int) -> tuple[SpoolRecord, int] | None:
-    if len(view) - off < _PREFIX.size:
-        return None
-    length, crc = _PREFIX.unpack_from(view, off)
-    start, end = off + _PREFIX.size, off + _PREFIX.size + length
-    if length < _BODY.size or end > len(view) or zlib.crc32(view[start:end]) != crc:
-        return None
-    direction, flags, pt, seq, ts, ssrc, arrival = _BODY.unpack_from(view, start)
-    if direction not in (0, 1) or flags & 0xFE or pt > 127:
-        raise AudioParseError("spool record malformed")
-    payload = bytes(view[start + _BODY.size : end])
-    return SpoolRecord(Direction(direction), arrival, ssrc, seq, ts, pt, bool(flags), payload), end
+    # the encoder reads every record of every call: one unpack of prefix and body, one
+    # checksum and one slice per record, no call per record
+    while size - off >= _RECORD.size:
+        length, crc, direction, flags, pt, seq, ts, ssrc, arrival = unpack(data, off)
+        start, end = off + _PREFIX.size, off + _PREFIX.size + length
+        if length < _BODY.size or end > size or crc32(view[start:end]) != crc:
+            break
+        if direction > 1 or flags & 0xFE or pt > 127:
+            raise AudioParseError("spool record malformed")
+        payload = data[start + _BODY.size : end]
+        fields = (_DIRECTIONS[direction], arrival, ssrc, seq, ts, pt, flags == 1, payload)
+        append(_new_tuple(SpoolRecord, fields))
+        off = end
+    if off == size:
+        return SpoolContents(header, records)
+    if _is_tail(view, off):
+        return SpoolContents(header, records, size - off)
+    raise AudioParseError("spool record damaged")
 
 
 def _is_tail(view: memoryview, off: int) -> bool:

@@ -22,6 +22,7 @@ Theory of operation. The recording's sample ``i`` is the instant ``call_start_ns
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -210,17 +211,34 @@ def _decode_segment(
     length = max((pos + len(pcm) for pos, pcm in pieces), default=0)
     if length == 0:
         return None
-    native = np.zeros(length, dtype=np.int16)
-    written = np.zeros(length, dtype=np.bool_)
-    for pos, pcm in pieces:
-        native[pos : pos + len(pcm)] = pcm
-        written[pos : pos + len(pcm)] = True
+    native, written = _place(pieces, length)
     if decoder_cls.sample_rate != rate:
         native = resample(native, decoder_cls.sample_rate, rate)
         picks = np.arange(len(native), dtype=np.int64) * decoder_cls.sample_rate // rate
         written = written[np.minimum(picks, length - 1)]
     start_ns = anchor + (ts_min - seg.ts_ref) * _NS // clock - call_start_ns
     return _Placed(start_ns * rate // _NS, native, written)
+
+
+def _place(pieces: Sequence[tuple[int, Pcm]], length: int) -> tuple[Pcm, NDArray[np.bool_]]:
+    # pieces in sequence order at their sample offsets; a later piece overwrites an earlier
+    native = np.zeros(length, dtype=np.int16)
+    written = np.zeros(length, dtype=np.bool_)
+    starts = np.fromiter((pos for pos, _ in pieces), dtype=np.int64, count=len(pieces))
+    ends = starts + np.fromiter((len(pcm) for _, pcm in pieces), dtype=np.int64, count=len(pieces))
+    if not np.all(starts[1:] >= ends[:-1]):  # overlapping timestamps: piece by piece
+        for pos, pcm in pieces:
+            native[pos : pos + len(pcm)] = pcm
+            written[pos : pos + len(pcm)] = True
+        return native, written
+    # the usual case: runs of back-to-back packets (broken by loss or silence suppression),
+    # each written with one slice instead of two per packet
+    bounds = [0, *(np.flatnonzero(starts[1:] != ends[:-1]) + 1).tolist(), len(pieces)]
+    for first, stop in itertools.pairwise(bounds):
+        lo, hi = int(starts[first]), int(ends[stop - 1])
+        native[lo:hi] = np.concatenate([pcm for _, pcm in pieces[first:stop]])
+        written[lo:hi] = True
+    return native, written
 
 
 def resample(pcm: Pcm, from_rate: int, to_rate: int) -> Pcm:
