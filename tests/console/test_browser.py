@@ -201,3 +201,46 @@ def test_dashboard_renders_its_charts(page, transactional_db):
     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
     assert page.locator("h1").first.inner_text()
     shot(page, "09-dashboard")
+
+
+DIRECTORY = """record,code,name,level,parent,number,kind,label,valid_from,valid_to
+unit,W01,中央区役所,ward,,,,,2024-04-01,
+unit,W01-SM,市民課,section,W01,,,,2024-04-01,
+unit,W01-HK,保険年金課,section,W01,,,,2024-04-01,
+unit,B01,こども家庭局,bureau,,,,,2024-04-01,
+unit,B01-HS,保育所入所課,section,B01,,,,2024-04-01,2025-03-31
+unit,B01-YJ,保育・幼児教育課,section,B01,,,,2025-04-01,
+unit,B02,環境局,bureau,,,,,2024-04-01,
+unit,B02-GM,ごみ収集課,section,B02,,,,2024-04-01,
+number,W01-SM,,,,0782321111,group,市民課 代表,2024-04-01,
+number,W01-SM,,,,41001,staff,市民課 窓口1,2024-04-01,
+number,W01-SM,,,,41002,staff,市民課 窓口2,2024-04-01,
+number,W01-HK,,,,0782321200,group,保険年金課 代表,2024-04-01,
+number,W01-HK,,,,41201,staff,保険年金課 窓口,2024-04-01,
+number,B01-HS,,,,0783225111,group,保育 代表,2024-04-01,2025-03-31
+number,B01-YJ,,,,0783225111,group,保育 代表,2025-04-01,
+number,B01-YJ,,,,0783225100,ivr,保育 音声案内,2025-04-01,
+number,B02-GM,,,,0783336000,group,ごみ収集 代表,2024-04-01,
+number,B02-GM,,,,0783336009,fax,ごみ収集 FAX,2024-04-01,
+"""
+
+
+def test_manager_searches_the_number_directory(page, transactional_db):
+    from callscope.analytics import directory
+
+    directory.import_directory(DIRECTORY.encode(), source="showcase.csv")
+    make_user("kanri-dir", Role.MANAGER)
+    log_in(page, "kanri-dir")
+    page.get_by_role("link", name="番号台帳", exact=True).click()
+    page.wait_for_load_state()
+    page.get_by_label("基準日").fill("2025-06-01")
+    page.get_by_label("番号または組織名").fill("保育")
+    page.get_by_role("button", name="表示").click()
+    page.wait_for_url(re.compile(r"q=%E4%BF%9D%E8%82%B2"))  # the filters are in the address
+    rows = page.locator("table.directory tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 2
+    page.get_by_label("番号または組織名").fill("")
+    page.get_by_role("button", name="表示").click()
+    page.wait_for_function("document.querySelectorAll('table.directory tbody tr').length > 2")
+    shot(page, "10-directory")
