@@ -248,10 +248,9 @@ def matrix(f: Filters) -> list[dict[str, Any]]:
     scope = {"top": "t", "department": "d"}.get(f.level, "u")
     unit_sql, unit_params = "", []
     if f.unit is not None:  # calls with the unit on either side
-        caller_sql, caller_params = _unit_condition(f.unit, "caller_")
-        callee_sql, callee_params = _unit_condition(f.unit, "callee_")
-        unit_sql = f" AND (({caller_sql.removeprefix(' AND ')}) OR "
-        unit_sql += f"({callee_sql.removeprefix(' AND ')}))"
+        caller_sql, caller_params = _matrix_side(f.unit, "caller_")
+        callee_sql, callee_params = _matrix_side(f.unit, "callee_")
+        unit_sql = f" AND (({caller_sql}) OR ({callee_sql}))"
         unit_params = caller_params + callee_params
     flow_sql = f" AND flow IN ({', '.join(['%s'] * len(f.flows))})" if f.flows else ""
     caller, callee = MATRIX_COLUMNS[f.level]
@@ -273,6 +272,17 @@ def matrix(f: Filters) -> list[dict[str, Any]]:
     ]  # fmt: skip
     out.sort(key=lambda r: -r["calls"])
     return out
+
+
+def _matrix_side(unit: UnitInfo, prefix: str) -> tuple[str, list[Any]]:
+    """One side's unit condition, led by the unit's bureau/ward: the matrix is indexed by
+    (grain, scope, caller or callee bureau/ward, day), so a department or section reads
+    only its bureau/ward's rows instead of every unit pair of the period."""
+    condition, params = _unit_condition(unit, prefix)
+    condition = condition.removeprefix(" AND ")
+    if unit.level in ("bureau", "ward"):
+        return condition, params
+    return f"{prefix}top_id = %s AND {condition}", [unit.top_id, *params]
 
 
 def _name(info: dict[int, UnitInfo], uid: int) -> str:
