@@ -64,9 +64,11 @@ def generate(args: argparse.Namespace) -> None:
           f"{report.rollup_seconds:.0f} s")  # fmt: skip
 
 
-def copy_from_sqlite(path: str) -> None:
-    """Fill an empty PostgreSQL database with the directory and calls of a synth SQLite
-    database (same rows, same ids), then rebuild the rollups there."""
+def copy_from_sqlite(path: str, *, rebuild_rollups: bool = False) -> None:
+    """Fill an empty PostgreSQL database with the directory, calls and rollups of a synth
+    SQLite database (same rows, same ids); with ``rebuild_rollups`` the rollups are rebuilt
+    in PostgreSQL instead (slow: ~40 min for a year on 2 cores). Copy the data directory's
+    ``pseudonym_key`` too, or searches by number find nothing."""
     import sqlite3
 
     from django.db import connection, transaction
@@ -108,29 +110,40 @@ def copy_from_sqlite(path: str) -> None:
                 for i in bools:
                     values[i] = bool(values[i])
                 copy.write_row((*values[:-1], "{}", "[]", values[-1] + "+00"))
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                       f"(SELECT MAX(id) FROM {table}))")  # fmt: skip
     copied = time.perf_counter() - clock
     print(f"copied {Call.objects.count():,} calls in {copied:.0f} s "
           f"({Call.objects.count() / copied:,.0f} rows/s by COPY)")  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")
+    if not rebuild_rollups:
+        copy_rollups_from_sqlite(path, keep_calls=True)
+        return
     clock = time.perf_counter()
     timings = rebuild.rebuild()
     print(f"rollups rebuilt in {time.perf_counter() - clock:.0f} s {timings}")
 
 
-def copy_rollups_from_sqlite(path: str) -> None:
+def copy_rollups_from_sqlite(path: str, *, keep_calls: bool = False) -> None:
     """Replace this PostgreSQL database's directory and rollups by those of a synth SQLite
-    database (the panels read nothing else; the calls are not copied)."""
+    database (the panels read nothing else; the calls are not copied, and are emptied
+    unless ``keep_calls``)."""
     import sqlite3
 
     from django.db import connection, transaction
 
-    from callscope.analytics.models import LoadHour, MatrixRollup, Rollup, UnitMap
+    from callscope.analytics.models import LoadHour, LoadMinute, MatrixRollup, Rollup, UnitMap
     from callscope.store.models import Call, DirectoryEntry, OrgUnit
 
     source = sqlite3.connect(path)
-    models = (OrgUnit, DirectoryEntry, UnitMap, Rollup, MatrixRollup, LoadHour)
+    models = (UnitMap, Rollup, MatrixRollup, LoadMinute, LoadHour)
+    if not keep_calls:
+        models = (OrgUnit, DirectoryEntry, *models)
     clock = time.perf_counter()
     with transaction.atomic(), connection.connection.cursor() as cursor:
-        names = ", ".join(m._meta.db_table for m in (Call, *models))
+        emptied = models if keep_calls else (Call, *models)
+        names = ", ".join(m._meta.db_table for m in emptied)
         cursor.execute(f"TRUNCATE {names} CASCADE")
         for model in models:
             table = model._meta.db_table
@@ -151,10 +164,10 @@ def copy_rollups_from_sqlite(path: str) -> None:
             if model is not UnitMap:
                 cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                f"(SELECT COALESCE(MAX(id), 1) FROM {table}))")  # fmt: skip
-        for model in (Rollup, MatrixRollup, LoadHour):
+        for model in (Rollup, MatrixRollup, LoadMinute, LoadHour):
             cursor.execute(f"ANALYZE {model._meta.db_table}")
-    print(f"copied the directory and {Rollup.objects.count():,} rollup rows in "
-          f"{time.perf_counter() - clock:.0f} s")  # fmt: skip
+    print(f"copied {Rollup.objects.count():,} rollup rows (and the directory unless the calls "
+          f"were kept) in {time.perf_counter() - clock:.0f} s")  # fmt: skip
 
 
 def filter_sets() -> list[tuple[str, Any]]:
@@ -370,6 +383,7 @@ def main() -> int:
     parser.add_argument("--apply", type=int, default=2000)
     parser.add_argument("--skip-panels", action="store_true")
     parser.add_argument("--copy-from", default="", help="SQLite database to copy calls from")
+    parser.add_argument("--rebuild", action="store_true", help="... and rebuild its rollups")
     parser.add_argument("--copy-rollups-from", default="", help="... or only its rollups")
     parser.add_argument("--only", default="", help="measure only panels with this in the name")
     parser.add_argument("--department-matrix", action="store_true")
@@ -384,7 +398,7 @@ def main() -> int:
     if args.generate:
         generate(args)
     if args.copy_from:
-        copy_from_sqlite(args.copy_from)
+        copy_from_sqlite(args.copy_from, rebuild_rollups=args.rebuild)
     if args.copy_rollups_from:
         copy_rollups_from_sqlite(args.copy_rollups_from)
     print(f"database: {connection.vendor}; {Call.objects.count():,} calls; "
