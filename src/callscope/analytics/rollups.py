@@ -9,8 +9,9 @@ exactly that in SQL, and the tests check both agree).
 Call it once per saved leg, right after saving it (legs one at a time); a leg saved again
 passes its previously applied values as ``replaced`` (or run `callscope rollup --rebuild`).
 Cost: one query for the other legs of the conversation, one for repeat callers (inbound
-only), one upsert for all rollup rows, one for the matrix (internal calls) and two for the
-load minutes, all on the DB-API cursor with cached SQL.
+only), then the writes: on SQLite one upsert for all rollup rows, one for the matrix
+(internal calls) and two for the load minutes and hours; on PostgreSQL all of them in one
+statement (one round trip). All on a DB-API cursor with a few fixed SQL texts.
 """
 
 from __future__ import annotations
