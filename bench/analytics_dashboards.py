@@ -64,7 +64,7 @@ def generate(args: argparse.Namespace) -> None:
           f"{report.rollup_seconds:.0f} s")  # fmt: skip
 
 
-def copy_from_sqlite(path: str, *, rebuild_rollups: bool = False) -> None:
+def copy_from_sqlite(path: str, *, rebuild_rollups: bool = False, rollups: bool = True) -> None:
     """Fill an empty PostgreSQL database with the directory, calls and rollups of a synth
     SQLite database (same rows, same ids); with ``rebuild_rollups`` the rollups are rebuilt
     in PostgreSQL instead (slow: ~40 min for a year on 2 cores). Copy the data directory's
@@ -117,6 +117,8 @@ def copy_from_sqlite(path: str, *, rebuild_rollups: bool = False) -> None:
           f"({Call.objects.count() / copied:,.0f} rows/s by COPY)")  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {table}")
+    if not rollups:
+        return
     if not rebuild_rollups:
         copy_rollups_from_sqlite(path, keep_calls=True)
         return
@@ -384,7 +386,9 @@ def main() -> int:
     parser.add_argument("--skip-panels", action="store_true")
     parser.add_argument("--copy-from", default="", help="SQLite database to copy calls from")
     parser.add_argument("--rebuild", action="store_true", help="... and rebuild its rollups")
+    parser.add_argument("--calls-only", action="store_true", help="... without the rollups")
     parser.add_argument("--copy-rollups-from", default="", help="... or only its rollups")
+    parser.add_argument("--keep-calls", action="store_true", help="... keeping the calls")
     parser.add_argument("--only", default="", help="measure only panels with this in the name")
     parser.add_argument("--department-matrix", action="store_true")
     parser.add_argument("--label", default="1 year stored")
@@ -398,9 +402,9 @@ def main() -> int:
     if args.generate:
         generate(args)
     if args.copy_from:
-        copy_from_sqlite(args.copy_from, rebuild_rollups=args.rebuild)
+        copy_from_sqlite(args.copy_from, rebuild_rollups=args.rebuild, rollups=not args.calls_only)
     if args.copy_rollups_from:
-        copy_rollups_from_sqlite(args.copy_rollups_from)
+        copy_rollups_from_sqlite(args.copy_rollups_from, keep_calls=args.keep_calls)
     print(f"database: {connection.vendor}; {Call.objects.count():,} calls; "
           f"{Rollup.objects.count():,} rollup rows")  # fmt: skip
     if args.department_matrix:
