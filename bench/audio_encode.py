@@ -119,7 +119,7 @@ def bench_encode(seconds: int) -> None:
     for rate, label in ((8000, "NB"), (16000, "WB")):
         left, right = conversation(seconds, rate)
         for which, settings in (("default", OpusSettings()), ("former", FORMER)):
-            took, rec = timed(partial(encode_stereo, left, right, rate, settings))
+            took, rec = timed(partial(encode_stereo, left, right, rate, settings), 5)
             name = f"callscope {label} {which} {describe(settings, rate)}"
             print(f"{name:44}{seconds / took:11.0f}{rec.size / 1024 / seconds * 60:9.1f}")
         kbps = OpusSettings().kbps_per_channel(rate)
@@ -176,7 +176,7 @@ def recording_stages(path: Path, settings: OpusSettings) -> tuple[dict[str, floa
         5,
     )
     stages["timeline"], audio = timed(lambda: render_call(*packets, {}, spool.header.started_ns), 5)
-    stages["Opus/Ogg"], encoded = timed(partial(encode_call, audio, settings))
+    stages["Opus/Ogg"], encoded = timed(partial(encode_call, audio, settings), 5)
     stages["peaks"], _ = timed(
         lambda: peaks_per_interval(interleave(audio.caller, audio.callee), 8000, PEAK_BUCKET_MS), 5
     )
