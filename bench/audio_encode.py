@@ -43,6 +43,7 @@ from tests.audio.test_oracle import Call  # noqa: E402  (the test-local pcap wal
 from callscope.audio import crypto, g711  # noqa: E402
 from callscope.audio.mix import interleave  # noqa: E402
 from callscope.audio.opus import (  # noqa: E402
+    EncodedRecording,
     OpusSettings,
     encode_call,
     encode_stereo,
@@ -155,18 +156,22 @@ def bench_recording(seconds: int) -> None:
         path = spooled_conversation(seconds, Path(tmp))
         print(f"\nWhole recording path, {seconds} s conversation spooled as PCMU, one core")
         for name, settings in (("default", OpusSettings()), ("former", FORMER)):
-            stages, size = recording_stages(path, settings)
+            stages, encoded = recording_stages(path, settings)
             total = sum(stages.values())
+            length = encoded.duration_seconds  # INVITE to the last packet: 2 s ring + talk
             label = f"{name} {describe(settings, 8000)}"
-            print(f"  {label:26}{seconds / total:6.0f} x realtime ({total * 1000:.0f} ms CPU),"
-                  f" {size / 1024 / seconds * 60:.1f} KB/min")  # fmt: skip
+            kb = encoded.size / 1024 / length * 60
+            print(f"  {label:26}{length / total:6.0f} x realtime ({total * 1000:.0f} ms CPU"
+                  f" for {length:.0f} s), {kb:.1f} KB/min")  # fmt: skip
             print(
                 "    " + ", ".join(f"{k} {took * 1000:.1f}" for k, took in stages.items()) + " ms"
             )
 
 
-def recording_stages(path: Path, settings: OpusSettings) -> tuple[dict[str, float], int]:
-    """CPU seconds of each step of `encode_recording` (best of several runs), file size."""
+def recording_stages(
+    path: Path, settings: OpusSettings
+) -> tuple[dict[str, float], EncodedRecording]:
+    """CPU seconds of each step of `encode_recording` (best of several runs), the file."""
     stages: dict[str, float] = {}
     stages["read spool"], spool = timed(partial(read_spool_file, path), 5)
     stages["packets"], packets = timed(
@@ -184,7 +189,7 @@ def recording_stages(path: Path, settings: OpusSettings) -> tuple[dict[str, floa
     stages["encrypt"], _ = timed(
         partial(crypto.encrypt, encoded.data, key, key_id="1-2.ogg.enc"), 5
     )
-    return stages, encoded.size
+    return stages, encoded
 
 
 def bench_pesq(seconds: int) -> None:
