@@ -135,9 +135,15 @@ class MatrixRollup(models.Model):
                 name="matrix_bucket_departments",
             )
         ]
-        indexes = [  # one bureau or ward's calls, either side
+        indexes = [  # one bureau or ward's calls, either side; one section's
             models.Index(fields=["grain", "scope", "caller_top_id", "day"], name="matrix_caller"),
             models.Index(fields=["grain", "scope", "callee_top_id", "day"], name="matrix_callee"),
+            models.Index(
+                fields=["grain", "scope", "caller_unit_id", "day"], name="matrix_caller_unit"
+            ),
+            models.Index(
+                fields=["grain", "scope", "callee_unit_id", "day"], name="matrix_callee_unit"
+            ),
         ]
 
 
