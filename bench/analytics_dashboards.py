@@ -19,7 +19,8 @@ Measured, in this order:
    transaction rolled back at the end, so the data stay as they were; commit not included);
 3. with ``--replicate-years N``: the rollup rows of the year are copied N times, shifted by
    whole years (as if N more years were stored; the calls table is not copied, panels never
-   read it), and step 1 is repeated.
+   read it), steps 1 and 2 are repeated, and the copies are removed again (unless
+   ``--keep-replicas``).
 """
 
 # ruff: noqa: PLC0415  (Django is set up from the command line options first)
@@ -342,36 +343,66 @@ def _round_trip(calls: list[Any]) -> float:
 
 
 def replicate(years: int) -> str:
+    """Copy the first stored year of rollup rows ``years`` times, each shifted one more year
+    back (the year starts on the 1st of the first month stored, so copies never overlap the
+    data or each other). `unreplicate` removes them again."""
     from django.db import connection, transaction
 
     from callscope.analytics.models import LoadHour, MatrixRollup, Rollup
 
     pg = connection.vendor == "postgresql"
     shift = "(day - interval '{k} year')::date" if pg else "date(day, '-{k} year')"
-    tables = [(Rollup, "day"), (MatrixRollup, "day")]
+    first = _first_month()
+    window = [first, first.replace(year=first.year + 1)]
     clock = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        for model, _ in tables:
+        for model in (Rollup, MatrixRollup):
             table = model._meta.db_table
             columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
             for k in range(1, years + 1):
                 select = ", ".join(shift.format(k=k) if c == "day" else c for c in columns)
                 cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) "
-                               f"SELECT {select} FROM {table} WHERE day > %s",
-                               [dt.date(2025, 11, 1)])  # fmt: skip
+                               f"SELECT {select} FROM {table} WHERE day >= %s AND day < %s",
+                               window)  # fmt: skip
         hours = LoadHour._meta.db_table
         for k in range(1, years + 1):
             hour = ("hour - interval '{k} year'" if pg else "datetime(hour, '-{k} year')").format(
                 k=k
             )
             cursor.execute(f"INSERT INTO {hours} (hour, day, peak) SELECT {hour}, "
-                           f"{shift.format(k=k)}, peak FROM {hours} WHERE day > %s",
-                           [dt.date(2025, 11, 1)])  # fmt: skip
+                           f"{shift.format(k=k)}, peak FROM {hours} "
+                           "WHERE day >= %s AND day < %s", window)  # fmt: skip
+        for model in (Rollup, MatrixRollup, LoadHour):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
     seconds = time.perf_counter() - clock
     rows, matrix = Rollup.objects.count(), MatrixRollup.objects.count()
     return (
         f"replicated the rollups {years} times in {seconds:.0f} s: {rows:,} rows, {matrix:,} matrix"
     )
+
+
+def _first_month() -> dt.date:
+    from django.db.models import Min
+
+    from callscope.analytics.models import Rollup
+
+    first = Rollup.objects.filter(grain="m").aggregate(d=Min("day"))["d"]
+    return first.replace(day=1)
+
+
+def unreplicate(before: dt.date) -> str:
+    """Remove the rollup rows before ``before`` (the copies `replicate` made)."""
+    from django.db import connection, transaction
+
+    from callscope.analytics.models import LoadHour, MatrixRollup, Rollup
+
+    removed = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        for model in (Rollup, MatrixRollup, LoadHour):
+            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE day < %s", [before])
+            removed += cursor.rowcount
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
+    return f"removed {removed:,} replicated rollup rows"
 
 
 def main() -> int:
@@ -391,6 +422,7 @@ def main() -> int:
     parser.add_argument("--keep-calls", action="store_true", help="... keeping the calls")
     parser.add_argument("--only", default="", help="measure only panels with this in the name")
     parser.add_argument("--department-matrix", action="store_true")
+    parser.add_argument("--keep-replicas", action="store_true", help="keep the copied years")
     parser.add_argument("--label", default="1 year stored")
     args = parser.parse_args()
     setup(args)
@@ -418,9 +450,14 @@ def main() -> int:
     if args.apply:
         print(measure_apply(args.apply))
     if args.replicate_years:
+        first = _first_month()
         print(replicate(args.replicate_years))
         label = f"{args.replicate_years + 1} years stored"
         print("\n".join(measure_panels(args.repeat, label, args.only)))
+        if args.apply:
+            print(measure_apply(args.apply))
+        if not args.keep_replicas:
+            print(unreplicate(first))
     return 0
 
 
