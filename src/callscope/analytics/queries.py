@@ -54,14 +54,17 @@ def _read(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """The rows of one panel query. On PostgreSQL without parallel workers: a panel reads a
     few thousand rollup rows in about a millisecond, and starting workers cost 5-40 ms on
     this 2-core machine (the planner picked them for the matrix's two index ranges)."""
+    rows: list[tuple[Any, ...]]
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
+        return rows
     with transaction.atomic(), connection.cursor() as cursor:  # SET LOCAL needs a transaction
         cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    return rows
 
 
 def split_period(
