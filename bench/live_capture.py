@@ -31,6 +31,10 @@ from callscope.core import Endpoint
 from callscope.ingest.callgen import SECOND, PlannedCall, write_capture
 
 CALLSCOPE = Path(sys.executable).with_name("callscope")
+#: tcpreplay busy-waits on its core: the recorder gets the other one to itself
+TWO_CORES = (os.cpu_count() or 1) >= 2
+PIN_REPLAY = ["taskset", "-c", "0"] if TWO_CORES else []
+PIN_RECORDER = ["taskset", "-c", "1"] if TWO_CORES else []
 
 
 def run(*command: str) -> None:
@@ -65,30 +69,55 @@ def generate(path: Path, calls: int, talk: int) -> int:
     return write_capture(path, plan)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid: int, limit_s: float = 120.0) -> None:
+    """Wait until the recorder has worked off what it still held (idle for a second)."""
+    deadline = time.monotonic() + limit_s
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = cpu_seconds(pid)
+        if now - before < 0.05:
+            return
+        before = now
+
+
 def measure(ns: str, capture: Path, packets: int, calls: int, rate: int, work: Path) -> dict:
     data = work / f"data-{rate}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
     env.update(CALLSCOPE_DATA_DIR=str(data), CALLSCOPE_LOG_FORMAT="json")
     subprocess.run([str(CALLSCOPE), "migrate", "-v", "0"], env=env, check=True)
-    recorder = subprocess.Popen(
-        ["ip", "netns", "exec", ns, "/usr/bin/time", "-v", str(CALLSCOPE), "capture",
-         "--interface", "cap0", "--no-audio", "--json", "--sample-seconds", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    time.sleep(8)
-    started = time.perf_counter()
-    subprocess.run(
-        ["ip", "netns", "exec", ns, "tcpreplay", "--intf1=rep0", f"--pps={rate}",
-         "--quiet", str(capture)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    took = time.perf_counter() - started
-    time.sleep(4)
-    recorder.send_signal(signal.SIGTERM)
-    out, err = recorder.communicate(timeout=600)
+    out_path, err_path = work / f"calls-{rate}.jsonl", work / f"log-{rate}.txt"
+    # output to files, never pipes: a pipe nobody reads during the run would fill and stop
+    # the recorder; `ip netns exec` execs the recorder, so the pid is the recorder's own
+    with out_path.open("w") as out_file, err_path.open("w") as err_file:
+        recorder = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *PIN_RECORDER, str(CALLSCOPE), "capture",
+             "--interface", "cap0", "--no-audio", "--json", "--sample-seconds", "1"],
+            env=env, stdout=out_file, stderr=err_file,
+        )  # fmt: skip
+        time.sleep(8)
+        started = time.perf_counter()
+        subprocess.run(
+            ["ip", "netns", "exec", ns, *PIN_REPLAY, "tcpreplay", "--intf1=rep0", f"--pps={rate}",
+             "--quiet", str(capture)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        took = time.perf_counter() - started
+        settle(recorder.pid)
+        status = Path(f"/proc/{recorder.pid}/status").read_text()
+        cpu = cpu_seconds(recorder.pid)
+        recorder.send_signal(signal.SIGTERM)
+        recorder.wait(timeout=600)
+    out = out_path.read_text()
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     answered = sum(1 for r in records if r["result"] == "answered" and r["ended_at"])
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
+    rss = re.search(r"VmHWM:\s+(\d+) kB", status)
     sql = "select sum(packets), sum(kernel_drops), sum(app_drops) from store_capturesample"
     with sqlite3.connect(data / "callscope.sqlite3") as db:
         seen, kernel, app = db.execute(sql).fetchone()
@@ -101,6 +130,7 @@ def measure(ns: str, capture: Path, packets: int, calls: int, rate: int, work: P
         "calls_sent": calls,
         "calls_complete": answered,
         "max_rss_mb": int(rss.group(1)) // 1024 if rss else None,
+        "cpu_seconds": round(cpu, 1),
     }
 
 
