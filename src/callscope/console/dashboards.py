@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.db.models import Max
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET
 from callscope.accounts.access import audit, require_staff
 from callscope.analytics import kpis, monthly_report, orgindex, queries, tables
 from callscope.analytics.models import Rollup
+from callscope.console.widgets import PlainSelect
 
 FLOWS = [
     ("inbound", gettext_lazy("Inbound (citizens)")),
@@ -68,7 +69,18 @@ def unit_choices() -> list[tuple[str, str]]:
 
 
 def latest_day() -> dt.date:
-    day = Rollup.objects.filter(grain="d", scope="t").aggregate(d=Max("day"))["d"]
+    """The last day with calls: one index seek per flow (a MAX over every flow's day rows
+    read them all, 4-5 ms a page)."""
+    table = Rollup._meta.db_table
+    per_flow = " UNION ALL ".join(
+        f"SELECT MAX(day) AS day FROM {table} WHERE grain = 'd' AND scope = 't' AND flow = %s"  # noqa: S608
+        for _flow in queries.ALL_FLOWS
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(day) FROM ({per_flow}) AS flows", queries.ALL_FLOWS)  # noqa: S608
+        (day,) = cursor.fetchone()
+    if isinstance(day, str):  # SQLite: MAX over a subquery loses the column's type
+        day = dt.date.fromisoformat(day)
     return day or timezone.localdate()
 
 
@@ -77,7 +89,8 @@ class DashboardForm(forms.Form):
                             widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
     end = forms.DateField(label=gettext_lazy("To"), required=False,
                           widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
-    unit = forms.ChoiceField(label=gettext_lazy("Organisation"), required=False)
+    unit = forms.ChoiceField(label=gettext_lazy("Organisation"), required=False,
+                             widget=PlainSelect)  # fmt: skip
     level = forms.ChoiceField(label=gettext_lazy("Group by"), required=False, choices=LEVELS)
     flow = forms.ChoiceField(label=gettext_lazy("Calls"), required=False, choices=FLOWS)
     marker = forms.DateField(label=gettext_lazy("Before/after date"), required=False,

@@ -32,6 +32,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from callscope.console.widgets import PlainSelect
 from callscope.store.masking import pseudonym
 from callscope.store.models import Call, Direction, OrgUnit, Recording, Result
 
@@ -175,7 +176,7 @@ class SearchForm(forms.Form):
 
     start = _datetime_field(_("Period start"))
     end = _datetime_field(_("Period end"))
-    unit = forms.ChoiceField(label=_("Section"), required=False)
+    unit = forms.ChoiceField(label=_("Section"), required=False, widget=PlainSelect)
     side = forms.ChoiceField(label=_("Section is"), required=False, choices=SIDES)
     number = forms.CharField(label=_("Phone number"), required=False, max_length=64)
     direction = forms.ChoiceField(
