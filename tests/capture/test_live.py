@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import uuid
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from callscope.capture import live
 from callscope.capture.live import InterfaceError, LiveSource
+from tests.capture.wire import ether, ipv4, udp
 
 REPO = Path(__file__).resolve().parents[2]
 COUNT = 2000
@@ -136,3 +139,50 @@ def test_without_root_the_live_test_fails_in_ci_and_skips_elsewhere(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         root_or_fail()
+
+
+class FakeHandle:
+    """A libpcap handle with ``ready`` frames waiting; records every ``next_batch`` size."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.ready = list(frames)
+        self.asked: list[int] = []
+
+    def next_batch(self, count: int) -> tuple[bytes, bytes]:
+        self.asked.append(count)
+        taken, self.ready = self.ready[:count], self.ready[count:]
+        data, meta = b"", b""
+        for n, frame in enumerate(taken):
+            meta += struct.pack("=IIII", 1_775_000_000, n, len(data), len(frame))
+            data += frame
+        return data, meta
+
+    def setfilter(self, _text: str) -> None: ...
+
+    def setnonblock(self, _on: int) -> None: ...
+
+    def getfd(self) -> int:
+        return -1  # select() on it would fail: reads with packets ready must not wait
+
+    def datalink(self) -> int:
+        return 1  # Ethernet
+
+    def close(self) -> None: ...
+
+
+def test_a_backlog_is_handed_over_max_read_packets_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frames = [
+        ether(ipv4("10.0.0.1", "10.0.0.2", udp(5060, 5060, b"OPTIONS %d" % n))) for n in range(10)
+    ]
+    handle = FakeHandle(frames)
+    monkeypatch.setattr(live, "_open", lambda *_args: handle)
+    source = LiveSource("cap0", batch=3, max_read=7)
+    first = source.read_batch(0.2)
+    assert [d.payload for d in first] == [b"OPTIONS %d" % n for n in range(7)]
+    assert handle.asked == [3, 3, 1]  # the last batch asks only for what is left of max_read
+    second = source.read_batch(0.2)
+    assert [d.payload for d in second] == [b"OPTIONS %d" % n for n in range(7, 10)]
+    assert handle.asked == [3, 3, 1, 3, 3]  # a short batch: nothing more is ready
+    assert source.counters.packets == 10
