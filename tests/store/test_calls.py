@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from callscope.store.calls import save_call
+from callscope.store.calls import CallToSave, Placement, save_call, save_calls
 from callscope.store.models import Call, Stream
 
 
@@ -64,3 +64,32 @@ def test_save_call_maps_the_contract_and_is_idempotent():
     assert Call.objects.count() == 1
     assert Stream.objects.count() == 1
     assert Call.objects.get().talk_seconds == 181.0
+
+
+@pytest.mark.django_db
+def test_save_calls_inserts_new_legs_together_and_updates_a_leg_saved_before():
+    first = save_call(record(), ladder=[{"label": "INVITE"}])
+    imported_at = first.imported_at
+    other = record(call_id="second@pbx", conversation_id="second@pbx", streams=[])
+    saved = save_calls(
+        [
+            CallToSave(record(talk_seconds=175.0, hold_seconds=5.0)),
+            CallToSave(other, placement=Placement(caller_class="mobile")),
+        ]
+    )
+    updated, inserted = saved
+    assert updated.call.pk == first.pk and updated.previous is not None
+    assert updated.previous.talk_seconds == 180.0  # the row as it was, for the rollups
+    assert inserted.previous is None and inserted.call.pk is not None
+    assert Call.objects.count() == 2
+    row = Call.objects.get(pk=first.pk)
+    assert (row.talk_seconds, row.hold_seconds, row.imported_at) == (175.0, 5.0, imported_at)
+    assert Stream.objects.filter(call=row).count() == 1  # replaced, not added
+    assert Call.objects.get(call_id="second@pbx").caller_class == "mobile"
+
+
+@pytest.mark.django_db
+def test_save_calls_refuses_the_same_leg_twice():
+    with pytest.raises(ValueError, match="twice"):
+        save_calls([CallToSave(record()), CallToSave(record(talk_seconds=1.0))])
+    assert not Call.objects.exists()
