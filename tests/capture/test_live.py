@@ -170,7 +170,7 @@ class FakeHandle:
     def close(self) -> None: ...
 
 
-def test_a_backlog_is_handed_over_max_read_packets_at_a_time(
+def test_a_backlog_is_drained_and_handed_over_max_read_packets_at_a_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     frames = [
@@ -178,11 +178,32 @@ def test_a_backlog_is_handed_over_max_read_packets_at_a_time(
     ]
     handle = FakeHandle(frames)
     monkeypatch.setattr(live, "_open", lambda *_args: handle)
-    source = LiveSource("cap0", batch=3, max_read=7)
+    source = LiveSource("cap0", batch=3, max_read=4)
     first = source.read_batch(0.2)
-    assert [d.payload for d in first] == [b"OPTIONS %d" % n for n in range(7)]
-    assert handle.asked == [3, 3, 1]  # the last batch asks only for what is left of max_read
+    assert [d.payload for d in first] == [b"OPTIONS %d" % n for n in range(4)]
+    assert handle.asked == [3, 3, 3, 3]  # libpcap drained: its last batch was short
+    assert source.backlog == sum(map(len, frames[3:]))  # the batch of frames 3-5 is held
     second = source.read_batch(0.2)
-    assert [d.payload for d in second] == [b"OPTIONS %d" % n for n in range(7, 10)]
-    assert handle.asked == [3, 3, 1, 3, 3]  # a short batch: nothing more is ready
+    assert [d.payload for d in second] == [b"OPTIONS %d" % n for n in range(4, 8)]
+    third = source.read_batch(0.2)
+    assert [d.payload for d in third] == [b"OPTIONS %d" % n for n in range(8, 10)]
+    assert source.backlog == 0
     assert source.counters.packets == 10
+
+
+def test_a_full_backlog_leaves_packets_in_libpcap(monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = [
+        ether(ipv4("10.0.0.1", "10.0.0.2", udp(5060, 5060, b"OPTIONS %d" % n))) for n in range(10)
+    ]
+    handle = FakeHandle(frames)
+    monkeypatch.setattr(live, "_open", lambda *_args: handle)
+    source = LiveSource("cap0", batch=3, max_read=2, backlog_bytes=len(frames[0]) * 5)
+    got = source.read_batch(0.2)
+    assert handle.asked == [3, 3]  # 6 frames copied: the backlog was full
+    assert len(handle.ready) == 4
+    got += source.read_batch(0.2)
+    got += source.read_batch(0.2)
+    assert handle.asked == [3, 3, 3]  # room again after two reads took 4 frames
+    while len(got) < 10:
+        got += source.read_batch(0.2)
+    assert [d.payload for d in got] == [b"OPTIONS %d" % n for n in range(10)]

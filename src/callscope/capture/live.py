@@ -13,10 +13,13 @@ A thin reader: the loop around it (daemon, signals, storage) belongs to the inge
   descriptor: ``next_batch`` on an idle blocking handle can block forever, so a loop could
   never stop (FIELD-NOTES). Packets come in batches (one C call for up to ``batch``
   packets) and go through the same `PacketPipeline` as files.
-- One read hands over at most ``max_read`` packets, decoded one by one as they are copied
-  out of libpcap's buffer: a backlog waits in the kernel buffer, which is resident memory
-  already, instead of being copied into Python objects all at once (a 64 MiB backlog read in
-  one go took another ~170 MB of frames and datagrams at its peak).
+- Every read drains what libpcap has ready, as it comes (one bytes object of frames and one
+  of metadata per batch: a few bytes more than the frames), into a backlog of at most
+  ``backlog_bytes``, and hands over at most ``max_read`` packets of it, decoded one by one.
+  A recorder that falls behind for a while (a busy core) therefore keeps the packets in
+  user space at about a third of what frames and `Datagram`s take, and never holds more
+  than ``max_read`` of those (a 64 MiB backlog decoded in one read took ~170 MB more at its
+  peak). When the backlog is full, packets wait in the kernel buffer.
 - `LiveSource.stats` exposes the kernel counters: received, dropped (buffer full) and
   dropped by the interface.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import select
 import struct
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,8 +48,10 @@ DEFAULT_FILTER = "udp or tcp"
 DEFAULT_BUFFER = 64 << 20
 #: libpcap read timeout: how long the kernel may hold a partly filled block
 READ_TIMEOUT_MS = 50
-#: packets handed over per read at most (the rest of a backlog stays in the kernel buffer)
+#: packets handed over per read at most (the rest of a backlog waits, compact)
 DEFAULT_MAX_READ = 16_384
+#: frames copied out of libpcap and not yet handed over, at most (bytes)
+DEFAULT_BACKLOG = 64 << 20
 
 _META = struct.Struct("=IIII")  # next_batch metadata: sec, usec, offset, caplen
 
@@ -97,6 +103,7 @@ class LiveSource:
         buffer_bytes: int = DEFAULT_BUFFER,
         batch: int = 4096,
         max_read: int = DEFAULT_MAX_READ,
+        backlog_bytes: int = DEFAULT_BACKLOG,
         config: CaptureConfig | None = None,
         counters: CaptureCounters | None = None,
         source: str = "live",
@@ -104,6 +111,12 @@ class LiveSource:
         self.interface = interface
         self.batch = batch
         self.max_read = max(max_read, 1)
+        self.backlog_bytes = backlog_bytes
+        #: batches ``(frames, metadata)`` copied out of libpcap, oldest first; ``_handed``
+        #: packets of the first one were handed over already
+        self._backlog: deque[tuple[bytes, bytes]] = deque()
+        self._backlog_size = 0
+        self._handed = 0
         self._handle = _open(interface, snaplen, promiscuous, buffer_bytes)
         #: the BPF program source actually installed
         self.bpf_filter = capture_filter(bpf_filter)
@@ -129,36 +142,59 @@ class LiveSource:
 
         Returns an empty list on timeout (the caller's loop can then check for a stop).
         """
-        want = min(self.batch, self.max_read)
-        first = self._handle.next_batch(want)
-        if not first[1]:
+        self._drain()
+        if not self._backlog:
             ready, _w, _x = select.select([self._fd], [], [], timeout_s)
             if not ready:
                 return []
-            first = self._handle.next_batch(want)
-        return list(self.pipeline.datagrams(self._records(first, want), final=False))
+            self._drain()
+        return list(self.pipeline.datagrams(self._records(), final=False))
 
-    def _records(self, first: tuple[bytes, bytes], want: int) -> Iterator[Record]:
-        """The packets of ``first`` (a `next_batch` of up to ``want``), then of further
-        batches while libpcap has more ready, up to ``max_read`` in all, without blocking.
-        Each frame is copied out of the batch as it is decoded (no list of them all)."""
+    @property
+    def backlog(self) -> int:
+        """Bytes of frames copied out of libpcap and still held (the batches not wholly
+        handed over yet)."""
+        return self._backlog_size
+
+    def _drain(self) -> None:
+        """Copy every packet libpcap has ready into the backlog (while it has room), without
+        blocking."""
+        batch = self.batch
+        while self._backlog_size < self.backlog_bytes:
+            data, meta = self._handle.next_batch(batch)
+            if meta:
+                self._backlog.append((data, meta))
+                self._backlog_size += len(data)
+            if len(meta) < _META.size * batch:
+                return
+
+    def _records(self) -> Iterator[Record]:
+        """Up to ``max_read`` packets of the backlog, oldest first; each frame is copied out
+        of its batch as it is decoded."""
         linktype = self.linktype
-        data, meta = first
+        backlog = self._backlog
         left = self.max_read
-        while True:
-            for sec, usec, offset, caplen in _META.iter_unpack(meta):
+        while backlog and left > 0:
+            data, meta = backlog[0]
+            start = self._handed
+            count = len(meta) // _META.size
+            stop = min(count, start + left)
+            left -= stop - start
+            if stop == count:
+                backlog.popleft()
+                self._backlog_size -= len(data)
+                self._handed = 0
+            else:
+                self._handed = stop
+            for sec, usec, offset, caplen in _META.iter_unpack(
+                meta[start * _META.size : stop * _META.size]
+            ):
                 yield (
                     sec * 1_000_000_000 + usec * 1000,
                     linktype,
                     data[offset : offset + caplen],
                     caplen,
                 )
-            got = len(meta) // _META.size
-            left -= got
-            if got < want or left <= 0:
-                return
-            want = min(self.batch, left)
-            data, meta = self._handle.next_batch(want)
 
     def stats(self) -> LiveStats:
         """Kernel counters: received, dropped, dropped by the interface."""
