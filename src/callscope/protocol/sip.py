@@ -273,11 +273,13 @@ class SipMessage:
         return value
 
     def _name_addr(self, name: str) -> NameAddr | None:
-        def build() -> NameAddr | None:
-            value = self.header(name)
-            return None if value is None else NameAddr.parse(value)
-
-        return self._cached(name, build)
+        cache = self._cache
+        if name in cache:
+            found: NameAddr | None = cache[name]
+            return found
+        value = self.header(name)
+        addr = cache[name] = None if value is None else _parse_name_addr(value)
+        return addr
 
     def _name_addrs(self, name: str) -> tuple[NameAddr, ...]:
         def build() -> tuple[NameAddr, ...]:
@@ -462,6 +464,24 @@ def _new_message(*values: object) -> SipMessage:
     for setter, value in zip(_SLOT_SETTERS, values, strict=True):
         setter(msg, value)
     return msg
+
+
+# From and To values repeat in every message of a dialog: parsed once, while they are recent
+# (NameAddr is immutable, so one object can serve every message; failures are not kept).
+_NAME_ADDRS: dict[str, NameAddr] = {}
+_NAME_ADDRS_LIMIT = 4096
+_NAME_ADDR_MAX_TEXT = 512
+
+
+def _parse_name_addr(text: str) -> NameAddr:
+    found = _NAME_ADDRS.get(text)
+    if found is None:
+        found = NameAddr.parse(text)
+        if len(text) <= _NAME_ADDR_MAX_TEXT:
+            if len(_NAME_ADDRS) >= _NAME_ADDRS_LIMIT:
+                _NAME_ADDRS.clear()
+            _NAME_ADDRS[text] = found
+    return found
 
 
 def _optional(value: str | None, parse: Callable[[str], _T]) -> _T | None:

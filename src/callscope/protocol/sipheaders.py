@@ -39,8 +39,10 @@ COMPACT_FORMS: dict[str, str] = {
     "n": "identity-info",
 }
 
-# raw header name bytes -> canonical name; bounded so that fuzzed names cannot grow it forever
+# raw header name (bytes from the wire, text from callers) -> canonical name; bounded so
+# that fuzzed names cannot grow them forever
 _CANONICAL: dict[bytes, str] = {}
+_CANONICAL_TEXT: dict[str, str] = {}
 _CANONICAL_LIMIT = 4096
 
 #: one header as on the wire: raw name (as received) and value (trimmed, folds joined)
@@ -49,7 +51,17 @@ RawHeader = tuple[bytes, bytes]
 
 def canonical_name(name: str | bytes) -> str:
     """The lower-case full name of a header name, compact forms expanded (``i`` -> ``call-id``)."""
-    text = name.decode("latin-1") if isinstance(name, bytes) else name
+    if isinstance(name, bytes):
+        return _canonical_cached(name)
+    canon = _CANONICAL_TEXT.get(name)
+    if canon is None:
+        canon = _canonical(name)
+        if len(_CANONICAL_TEXT) < _CANONICAL_LIMIT:
+            _CANONICAL_TEXT[name] = canon
+    return canon
+
+
+def _canonical(text: str) -> str:
     key = text.strip().lower()
     if len(key) == 1:
         return COMPACT_FORMS.get(key, key)
@@ -59,7 +71,7 @@ def canonical_name(name: str | bytes) -> str:
 def _canonical_cached(name: bytes) -> str:
     canon = _CANONICAL.get(name)
     if canon is None:
-        canon = canonical_name(name)
+        canon = _canonical(name.decode("latin-1"))
         if len(_CANONICAL) < _CANONICAL_LIMIT:
             _CANONICAL[name] = canon
     return canon
