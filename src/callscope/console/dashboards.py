@@ -139,6 +139,9 @@ def _render(request: HttpRequest, template: str, page: str, *, default_level: st
     require_staff(request)
     form = DashboardForm(request.GET or None)
     f = form.filters(default_level=default_level)
+    if not form.is_bound:  # the fields show the period and grouping in force
+        form = DashboardForm(initial={"start": f.start, "end": f.end, "level": f.level,
+                                      "flow": f.flows[0] if f.flows else "all"})  # fmt: skip
     return render(request, template, _context(request, page, f, form, **build(f)))
 
 
