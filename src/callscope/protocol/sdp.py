@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from callscope.protocol.errors import SdpParseError
+from callscope.protocol.recent import RecentParses
 from callscope.protocol.sdpfields import (
     STATIC_PAYLOAD_TYPES,
     Connection,
@@ -62,6 +63,9 @@ _WITHOUT_RECEIVE = {
 }
 _ZERO_ADDRESSES = frozenset({"0.0.0.0", "::"})  # noqa: S104 - an SDP address, not a bind
 _DIRECTIONS = {d.value: d for d in Direction}
+# a PBX writes the same c= and a=rtpmap values into every SDP it sends
+_parse_connection = RecentParses(Connection.parse)
+_parse_rtpmap = RecentParses(RtpMap.parse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +257,7 @@ class _Parser:
         self.sections.append(_Section(m_line=value))
 
     def on_connection(self, current: _Section, value: str) -> None:
-        current.connection = Connection.parse(value)
+        current.connection = _parse_connection(value)
         if current.connection is None:
             self.problem("bad c= line", f"c={value}")
 
@@ -335,7 +339,7 @@ class _Parser:
             elif name == "fmtp":
                 fmtp.setdefault(int(pt_text), rest.strip())
             else:
-                parsed = RtpMap.parse(rest)
+                parsed = _parse_rtpmap(rest)
                 if parsed is None:
                     self.problem("bad a=rtpmap", f"a=rtpmap:{value}")
                 else:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from callscope.protocol.errors import SipParseError
+from callscope.protocol.recent import RecentParses
 from callscope.protocol.sipheaders import (
     ContentType,
     RawHeader,
@@ -466,22 +467,8 @@ def _new_message(*values: object) -> SipMessage:
     return msg
 
 
-# From and To values repeat in every message of a dialog: parsed once, while they are recent
-# (NameAddr is immutable, so one object can serve every message; failures are not kept).
-_NAME_ADDRS: dict[str, NameAddr] = {}
-_NAME_ADDRS_LIMIT = 4096
-_NAME_ADDR_MAX_TEXT = 512
-
-
-def _parse_name_addr(text: str) -> NameAddr:
-    found = _NAME_ADDRS.get(text)
-    if found is None:
-        found = NameAddr.parse(text)
-        if len(text) <= _NAME_ADDR_MAX_TEXT:
-            if len(_NAME_ADDRS) >= _NAME_ADDRS_LIMIT:
-                _NAME_ADDRS.clear()
-            _NAME_ADDRS[text] = found
-    return found
+# the From and To values of a dialog repeat in each of its messages
+_parse_name_addr = RecentParses(NameAddr.parse)
 
 
 def _optional(value: str | None, parse: Callable[[str], _T]) -> _T | None:
