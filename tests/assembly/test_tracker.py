@@ -98,6 +98,23 @@ def test_call_ended_comes_after_the_linger_by_packet_time_or_expire() -> None:
     assert tracker.finish() == []  # nothing left open
 
 
+def test_an_emitted_leg_keeps_only_what_late_messages_need() -> None:
+    """Until it is forgotten an emitted leg absorbs late messages; its streams, ladder and
+    digits went into the record and are let go (thousands wait at once on a busy port)."""
+    tracker = CallTracker()
+    for d in basic_call():
+        tracker.receive(d)
+    (ended,) = tracker.expire(7 * S + MS)
+    assert isinstance(ended, CallEnded)
+    assert len(ended.record.streams) == 2 and len(ended.record.ladder) == 6
+    (call,) = tracker._calls.values()
+    assert call.emitted
+    assert (call.streams, call.ladder, call.dtmf) == ({}, [], [])
+    late = basic_call()[-1]  # the 200 OK to the BYE again, retransmitted
+    assert tracker.receive(dgram(8 * S, late.src, late.dst, late.payload)) == []
+    assert tracker.finish() == []
+
+
 def test_media_sink_gets_audio_and_is_closed_before_the_end() -> None:
     sink = Sink()
     events, _, _ = run(basic_call(), CallTracker(media_sink=sink))

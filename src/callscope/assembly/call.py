@@ -9,6 +9,7 @@ transfer facts and anomaly counts. `record()` freezes it into a `CallRecord`.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from typing import Final
 
@@ -83,6 +84,41 @@ def info_digits(msg: SipMessage) -> list[str]:
 class Call:
     """The assembling state of one call leg (see the module docs)."""
 
+    # thousands of legs are open at once, and each stays known for a while after its end
+    __slots__ = (
+        "_detectors",
+        "_directions",
+        "_echo_ns",
+        "_held_since",
+        "_hold_ns",
+        "_ladder_seen",
+        "_max_ladder",
+        "anomalies",
+        "answered",
+        "call_id",
+        "callee",
+        "caller",
+        "conversation_id",
+        "dialog",
+        "dtmf",
+        "early_media",
+        "emitted",
+        "encrypted",
+        "end_scheduled",
+        "group",
+        "invite_dst",
+        "key",
+        "ladder",
+        "related_call_ids",
+        "rtcp_packets",
+        "silence_due",
+        "source",
+        "streams",
+        "transfer_method",
+        "transfer_target",
+        "transport",
+    )
+
     def __init__(
         self, key: int, invite: SipMessage, dgram: Datagram, *, max_ladder: int, echo_ns: int
     ) -> None:
@@ -115,7 +151,6 @@ class Call:
         self._max_ladder = max_ladder
         self._echo_ns = echo_ns
         self._detectors: dict[StreamDirection, DigitDetector] = {}
-        self._event_keys: dict[StreamDirection, set[int]] = {}
         self._directions: dict[Role, tuple[Direction, int]] = {}
         self._held_since: int | None = None
         self._hold_ns = 0
@@ -169,7 +204,8 @@ class Call:
         self, msg: SipMessage, dgram: Datagram, role: Role, sdp: SessionDescription | None
     ) -> None:
         """Add the message to the ladder once per hop (retransmissions left out)."""
-        label = msg.method or f"{msg.status_code} {msg.reason or ''}".rstrip()
+        # interned: one string per distinct label, not one per message kept in the ladder
+        label = msg.method or sys.intern(f"{msg.status_code} {msg.reason or ''}".rstrip())
         src, dst = dgram.src, dgram.dst
         key = (src.ip, src.port, dst.ip, dst.port, label, msg.cseq)
         if key in self._ladder_seen:
@@ -276,6 +312,16 @@ class Call:
             last = max(last, stream.last_at)
         return last
 
+    def release(self) -> None:
+        """After the record is made: drop what only the record needed (streams, ladder,
+        digits). An emitted leg stays known until it is forgotten only to absorb late
+        messages, and thousands of them may wait at once on a busy recorder."""
+        self.streams = {}
+        self.ladder = []
+        self._ladder_seen = set()
+        self._detectors = {}
+        self.dtmf = []
+
     def settle_media(self) -> None:
         """End of the call's media: settle probation and RFC 4733 events in progress."""
         for stream in self.streams.values():
@@ -347,7 +393,7 @@ def _sdp_detail(sdp: SessionDescription | None) -> str | None:
             codecs = [media.rtpmap[pt].encoding for pt in media.payload_types if pt in media.rtpmap]
             voice = "/".join(c for c in codecs if c.lower() not in ("telephone-event", "cn"))
             state = media.direction.value + (" (hold)" if media.direction in _HELD else "")
-            return " ".join(part for part in ("SDP", voice, state) if part)
+            return sys.intern(" ".join(part for part in ("SDP", voice, state) if part))
     return "SDP"
 
 

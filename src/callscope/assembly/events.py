@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
     from callscope.assembly.records import CallRecord
@@ -43,7 +43,11 @@ class StreamDirection(enum.IntEnum):
     @property
     def contract(self) -> str:
         """The contract's name: ``caller_to_callee`` or ``callee_to_caller``."""
-        return self.name.lower()
+        return _CONTRACT_NAMES[self]
+
+
+#: one string per direction (each ladder entry, stream and digit refers to it)
+_CONTRACT_NAMES: Final = {direction: direction.name.lower() for direction in StreamDirection}
 
 
 @dataclass(frozen=True, slots=True)

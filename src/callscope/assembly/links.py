@@ -33,6 +33,7 @@ __all__ = ["Links", "join"]
 _SEPARATORS: Final = frozenset("-_.;:+~=")
 _MIN_RELATED: Final = 8  # shorter Call-IDs are too likely to repeat by chance
 _MAX_RECENT: Final = 4096  # remembered INVITE destinations / REFERs (bounded)
+_RECENT_PER_DESTINATION: Final = 64  # latest legs remembered per INVITE destination
 
 
 def join(a: Call, b: Call) -> None:
@@ -77,7 +78,9 @@ class Links:
     def __init__(self, *, b2bua_window_ns: int, transfer_window_ns: int) -> None:
         self._b2bua_ns = b2bua_window_ns
         self._transfer_ns = transfer_window_ns
-        self._by_invite_dst: dict[Endpoint, deque[Call]] = {}
+        # a list, not a deque(maxlen=...): a deque takes a 64-slot block (~600 bytes) even
+        # for one leg, and most destinations see one leg at a time
+        self._by_invite_dst: dict[Endpoint, list[Call]] = {}
         self._sessions: dict[str, Call] = {}
         self._refers: deque[_Refer] = deque(maxlen=_MAX_RECENT)
         self._ids: dict[str, Call] = {}  # Call-ID -> latest leg
@@ -99,7 +102,10 @@ class Links:
         self._session(call, invite)
         self._related(call, at)
         self._b2bua(call, src, at)
-        self._by_invite_dst.setdefault(call.invite_dst, deque(maxlen=64)).append(call)
+        recent = self._by_invite_dst.setdefault(call.invite_dst, [])
+        recent.append(call)
+        if len(recent) > _RECENT_PER_DESTINATION:
+            del recent[0]
         if len(self._by_invite_dst) > _MAX_RECENT:
             del self._by_invite_dst[next(iter(self._by_invite_dst))]
         self._ids[call.call_id] = call

@@ -481,6 +481,7 @@ class CallTracker:
             self._anomalies[kind] = self._anomalies.get(kind, 0) + count
         end = record.ended_at if record.ended_at is not None else call.last_activity()
         self._schedule(end + self.config.forget_ns, _Timer.FORGET, call)
+        call.release()
         return CallEnded(call.key, record)
 
     def _forget(self, call: Call) -> None:

@@ -15,6 +15,7 @@ recognised by what it says, never by the port it uses.
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
@@ -155,7 +156,9 @@ def _start_line(line: bytes) -> tuple[str | None, str | None, int | None, str | 
     method, uri, version = parts
     if not _is_token(method):
         raise SipParseError("bad request method")
-    return method.decode("ascii"), decode_text(uri)[0], None, None, version.decode("latin-1")
+    # interned: calls keep the method of each message they remember (duplicates, ladder)
+    name = sys.intern(method.decode("ascii"))
+    return name, decode_text(uri)[0], None, None, version.decode("latin-1")
 
 
 @dataclass(frozen=True, slots=True)

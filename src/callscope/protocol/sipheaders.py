@@ -9,6 +9,7 @@ forms expanded and folded lines joined. The value classes (`Via`, `ContentType`,
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 from callscope.protocol.errors import SipParseError
@@ -237,7 +238,7 @@ def parse_cseq(text: str) -> tuple[int, str]:
     method = method.strip()
     if not is_digits(number) or not method:
         raise SipParseError("bad CSeq header")
-    return int(number), method
+    return int(number), sys.intern(method)  # kept in duplicate and ladder keys of every call
 
 
 def parse_token_list(values: tuple[str, ...]) -> tuple[str, ...]:
