@@ -198,10 +198,10 @@ class User:
 
 def search_query(rng: random.Random, ctx: dict[str, object]) -> str:
     choice = rng.random()
-    params: dict[str, str] = {}
+    params: dict[str, str] = {}  # none: newest first, what the page shows when opened
     if choice < 0.3:
-        pass  # newest first, no filter: what the page shows when opened
-    elif choice < 0.55 and ctx["sections"]:
+        return "/calls/?"
+    if choice < 0.55 and ctx["sections"]:
         params["unit"] = str(rng.choice(ctx["sections"]))  # type: ignore[arg-type]
     elif choice < 0.7:
         params["result"] = rng.choice(["cancelled", "busy", "no_answer"])
