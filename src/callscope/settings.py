@@ -434,7 +434,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "callscope.console.middleware.NetworkAllowListMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "callscope.accounts.session_store.SlidingSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -489,11 +489,12 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Server-side sessions with a sliding idle timeout (FIELD-NOTES: SESSION_COOKIE_AGE plus
-# SESSION_SAVE_EVERY_REQUEST); the absolute lifetime is enforced by AccountPolicyMiddleware.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Server-side sessions with a sliding idle timeout: SESSION_COOKIE_AGE, the expiry written
+# at most once a minute (callscope.accounts.session_store; not SESSION_SAVE_EVERY_REQUEST,
+# which writes every request); the absolute lifetime is AccountPolicyMiddleware's.
+SESSION_ENGINE = "callscope.accounts.session_store"
 SESSION_COOKIE_AGE = CALLSCOPE_IDLE_TIMEOUT_MINUTES * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Strict"

@@ -173,3 +173,33 @@ def test_password_change_follows_the_rotated_key_and_ends_other_sessions(operato
     assert UserSession.objects.get(session_key=key).ended_at is None
     assert other.get(reverse(HOME)).status_code == 302
     assert "password_change" in actions()
+
+
+def test_unchanged_session_expiry_is_written_at_most_once_a_minute(operator):
+    client = log_in("hojo")
+    key = client.session.session_key
+    client.get(reverse(HOME))
+    first = Session.objects.get(session_key=key).expire_date
+    client.get(reverse(HOME))  # seconds later: the stored expiry is not rewritten
+    assert Session.objects.get(session_key=key).expire_date == first
+    # a minute and more behind: the next request slides it again
+    Session.objects.filter(session_key=key).update(expire_date=first - dt.timedelta(seconds=61))
+    client.get(reverse(HOME))
+    slid = Session.objects.get(session_key=key).expire_date
+    assert slid > first - dt.timedelta(seconds=1)
+    assert dt.timedelta(minutes=14) < slid - timezone.now() <= dt.timedelta(minutes=15)
+
+
+def test_short_idle_timeouts_slide_in_tenths(operator, settings):
+    from callscope.accounts.session_store import SessionStore
+
+    settings.SESSION_COOKIE_AGE = 20
+    store = SessionStore()
+    store["x"] = 1
+    store.save()
+    now = timezone.now()
+    assert not store.slide_due(now + dt.timedelta(seconds=1))
+    assert store.slide_due(now + dt.timedelta(seconds=3))  # more than 2 s (a tenth) behind
+    loaded = SessionStore(store.session_key)
+    assert loaded.get("x") == 1 and loaded.stored_expiry == store.stored_expiry
+    assert not SessionStore("nonexistent-key-000000000000000").slide_due()

@@ -21,3 +21,25 @@ def test_a_changed_entry_no_longer_matches_its_hash():
     AuditEntry.objects.filter(pk=entry.pk).update(target="call:2")
     entry.refresh_from_db()
     assert entry.entry_hash != audit.chain_hash(entry.previous_hash, audit.entry_content(entry))
+
+
+@pytest.mark.django_db
+def test_entries_appended_together_continue_the_chain_in_order():
+    first = audit.record("login", address="10.0.0.5")
+    together = audit.record_many(
+        [
+            audit.Event("search", detail={"filters": {"unit": 3}}),
+            audit.Event("number_view", target="call:7", detail={"targets": ["call:7", "call:9"]}),
+        ],
+        address="10.0.0.5",
+    )
+    later = audit.record("logout", address="10.0.0.5")
+    assert [e.sequence for e in together] == [2, 3] and later.sequence == 4
+    assert together[0].previous_hash == first.entry_hash
+    assert together[1].previous_hash == together[0].entry_hash
+    assert later.previous_hash == together[1].entry_hash
+    stored = list(AuditEntry.objects.order_by("sequence"))
+    assert [e.action for e in stored] == ["login", "search", "number_view", "logout"]
+    for entry in stored:
+        assert entry.entry_hash == audit.chain_hash(entry.previous_hash, audit.entry_content(entry))
+    assert audit.record_many([]) == []

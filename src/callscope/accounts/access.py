@@ -9,7 +9,7 @@ Every console and accounts view authorizes through these helpers::
 
 They raise `PermissionDenied` (403) or `Http404`; anonymous users are sent to the log-in page
 by ``@login_required`` before these run. `audit` writes an audit row with the request's user
-and client address.
+and client address (`audit_all`: several entries of one page in one transaction).
 """
 
 from __future__ import annotations
@@ -47,10 +47,16 @@ def audit(
     request: HttpRequest, action: str, *, target: str = "", detail: dict[str, Any] | None = None
 ) -> AuditEntry:
     """Append an audit entry for this request's user and client address."""
+    return audit_all(request, [audit_chain.Event(action, target, detail)])[0]
+
+
+def audit_all(request: HttpRequest, events: Iterable[audit_chain.Event | None]) -> list[AuditEntry]:
+    """Append the entries of one request together (one transaction); None items are skipped."""
+    wanted = [event for event in events if event is not None]
+    if not wanted:
+        return []
     user = request.user if request.user.is_authenticated else None
-    return audit_chain.record(
-        action, actor=user, address=client_address(request), target=target, detail=detail
-    )
+    return audit_chain.record_many(wanted, actor=user, address=client_address(request))
 
 
 def require_role(request: HttpRequest, *roles: str) -> User:
@@ -142,9 +148,16 @@ def show_number(user: Any, number: str) -> str:
 
 def record_numbers_shown(request: HttpRequest, targets: Iterable[str]) -> AuditEntry | None:
     """Audit that a page showed full numbers (one entry per page); no-op for masked users."""
+    event = numbers_shown(request, targets)
+    return None if event is None else audit_all(request, [event])[0]
+
+
+def numbers_shown(request: HttpRequest, targets: Iterable[str]) -> audit_chain.Event | None:
+    """The audit entry of a page that showed full numbers (None for masked users, or when
+    the page showed none): for `audit_all` with the page's other entries."""
     if not getattr(request.user, "may_see_numbers", False):
         return None
     shown = sorted(set(targets))
     if not shown:
         return None
-    return audit(request, "number_view", target=shown[0], detail={"targets": shown})
+    return audit_chain.Event("number_view", target=shown[0], detail={"targets": shown})

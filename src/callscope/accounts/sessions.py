@@ -1,9 +1,9 @@
 """The per-user session index: end every session of a user at once, and audit idle locks.
 
-Django keeps sessions server-side (``SESSION_ENGINE`` db) with a sliding expiry of
-``CALLSCOPE_IDLE_TIMEOUT_MINUTES`` (SESSION_COOKIE_AGE + SESSION_SAVE_EVERY_REQUEST). That
-expiry is silent, so each log-in also opens a `UserSession` row holding the session key and
-`last_seen`. Two things read it:
+Django keeps sessions server-side (``SESSION_ENGINE``: `callscope.accounts.session_store`,
+database rows) with a sliding expiry of ``CALLSCOPE_IDLE_TIMEOUT_MINUTES`` (SESSION_COOKIE_AGE,
+written at most once a minute). That expiry is silent, so each log-in also opens a
+`UserSession` row holding the session key and `last_seen`. Two things read it:
 
 - Revocation: `end_sessions(user, reason)` deletes the user's Django sessions by key (no scan
   of the session table) and closes the rows; the next request of any of them is anonymous.

@@ -25,8 +25,9 @@ from django.views.decorators.http import require_GET
 
 from callscope.accounts.access import (
     audit,
+    audit_all,
     get_call_for_user,
-    record_numbers_shown,
+    numbers_shown,
     require_staff,
 )
 from callscope.console import exports
@@ -43,6 +44,7 @@ from callscope.console.search import (
     page_of,
 )
 from callscope.console.templatetags.console import seconds, shown_number
+from callscope.store.audit import Event
 from callscope.store.models import Call, Direction, LegalHold, OrgUnit, Recording, Result
 
 
@@ -180,9 +182,14 @@ def search(request: HttpRequest) -> HttpResponse:
             )
         except CursorError as exc:
             raise Http404 from exc
-        if not request.GET.get("after") and not request.GET.get("before"):
-            audit(request, "search", detail={"filters": _filters(form)})
-        record_numbers_shown(request, [f"call:{call.pk}" for call in page.rows])
+        first_page = not request.GET.get("after") and not request.GET.get("before")
+        audit_all(
+            request,
+            [
+                Event("search", detail={"filters": _filters(form)}) if first_page else None,
+                numbers_shown(request, [f"call:{call.pk}" for call in page.rows]),
+            ],
+        )
         context.update(
             searched=True,
             page=page,
@@ -336,7 +343,6 @@ def _player(call: Call, recording: Recording | None) -> dict[str, Any] | None:
 def call_detail(request: HttpRequest, call_id: int) -> HttpResponse:
     """One call: timings, SIP ladder, quality, DTMF, transfers, legs, anomalies, recording."""
     call, can_listen = get_call_for_user(request, call_id)
-    audit(request, "call_view", target=f"call:{call.pk}")
     recording = getattr(call, "recording", None)
     streams = list(call.streams.all())
     for stream in streams:
@@ -354,7 +360,13 @@ def call_detail(request: HttpRequest, call_id: int) -> HttpResponse:
         if recording
         else []
     )
-    record_numbers_shown(request, [f"call:{c.pk}" for c in (call, *legs, *lists["related"])])
+    audit_all(
+        request,
+        [
+            Event("call_view", target=f"call:{call.pk}"),
+            numbers_shown(request, [f"call:{c.pk}" for c in (call, *legs, *lists["related"])]),
+        ],
+    )
     context = {
         "call": call,
         "ladder": build_ladder(call.ladder or [], call.started_at),

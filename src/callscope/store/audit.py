@@ -12,6 +12,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -67,6 +69,15 @@ def entry_content(entry: AuditEntry) -> bytes:
     )
 
 
+@dataclass(frozen=True)
+class Event:
+    """One entry to append: what happened, to what, with which details."""
+
+    action: str
+    target: str = ""
+    detail: dict[str, Any] | None = None
+
+
 def record(
     action: str,
     *,
@@ -76,42 +87,61 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry (inside the caller's transaction when there is one)."""
-    detail = json.loads(json.dumps(detail or {}, default=str))  # JSON-normalised, as stored
+    return record_many([Event(action, target, detail)], actor=actor, address=address)[0]
+
+
+def record_many(
+    events: Sequence[Event], *, actor: Any = None, address: str = ""
+) -> list[AuditEntry]:
+    """Append several entries of one actor in one transaction (one lock, one read of the
+    chain's end): what a page that is audited twice, e.g. a search that shows full numbers,
+    writes. Inside the caller's transaction when there is one."""
     actor_id = getattr(actor, "pk", None) if actor is not None else None
     actor_name = actor.get_username() if actor_id is not None else ""
+    entries: list[AuditEntry] = []
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_KEY])
         last = AuditEntry.objects.order_by("-sequence").only("sequence", "entry_hash").first()
-        sequence = 1 if last is None else last.sequence + 1
+        sequence = 0 if last is None else last.sequence
         previous = GENESIS if last is None else last.entry_hash
         # Stored at microsecond precision on every backend; hash what is stored.
         at = timezone.now()
-        content = canonical(
-            sequence=sequence,
-            at=at,
-            actor_id=actor_id,
-            actor_name=actor_name,
-            address=address,
-            action=action,
-            target=target,
-            detail=detail,
+        for event in events:
+            sequence += 1
+            detail = json.loads(json.dumps(event.detail or {}, default=str))  # as stored
+            content = canonical(
+                sequence=sequence,
+                at=at,
+                actor_id=actor_id,
+                actor_name=actor_name,
+                address=address,
+                action=event.action,
+                target=event.target,
+                detail=detail,
+            )
+            entry = AuditEntry.objects.create(
+                sequence=sequence,
+                at=at,
+                actor_id=actor_id,
+                actor_name=actor_name,
+                address=address,
+                action=event.action,
+                target=event.target,
+                detail=detail,
+                previous_hash=previous,
+                entry_hash=chain_hash(previous, content),
+            )
+            previous = entry.entry_hash
+            entries.append(entry)
+    for entry in entries:
+        log.info(
+            "audit",
+            extra={
+                "audit_action": entry.action,
+                "audit_actor": actor_name,
+                "audit_target": entry.target,
+            },
         )
-        entry = AuditEntry.objects.create(
-            sequence=sequence,
-            at=at,
-            actor_id=actor_id,
-            actor_name=actor_name,
-            address=address,
-            action=action,
-            target=target,
-            detail=detail,
-            previous_hash=previous,
-            entry_hash=chain_hash(previous, content),
-        )
-    log.info(
-        "audit",
-        extra={"audit_action": action, "audit_actor": actor_name, "audit_target": target},
-    )
-    return entry
+    return entries
