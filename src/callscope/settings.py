@@ -397,6 +397,10 @@ def _sqlite(path: Path) -> dict[str, object]:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),
+        # Kept open between requests of a console thread (as for PostgreSQL): opening one
+        # runs the PRAGMAs below and registers Django's SQL functions, ~1.5 ms a request.
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
         # WAL lets the capture writer and the console readers work at the same time.
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
