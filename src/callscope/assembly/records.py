@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callscope.core import Endpoint, format_utc
+from callscope.core.frozen import quick_init
 
 __all__ = [
     "CallRecord",
@@ -36,6 +37,7 @@ def seconds(start: int | None, end: int | None) -> float | None:
     return round(max(0, end - start) / 1e9, 6)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Party:
     """One side of the call: number (user part as on the wire), URI and display name."""
@@ -49,6 +51,7 @@ class Party:
         return {"number": self.number, "uri": self.uri, "display_name": self.display_name}
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StreamRecord:
     """One direction of media between two endpoints (SSRC changes continue it).
@@ -94,6 +97,7 @@ class StreamRecord:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DtmfRecord:
     """One digit: ``method`` is ``rfc4733`` (RTP events) or ``sip_info``."""
@@ -113,6 +117,7 @@ class DtmfRecord:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TransferRecord:
     """A transfer this leg took part in (RFC 3515 REFER, RFC 3891 Replaces)."""
@@ -130,6 +135,7 @@ class TransferRecord:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LadderEntry:
     """One SIP message of the call for the console's ladder diagram (first copy per hop);
@@ -164,6 +170,7 @@ class LadderEntry:
         return entry
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """Everything known about one call leg (see the module docs)."""

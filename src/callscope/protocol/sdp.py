@@ -14,6 +14,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from callscope.core.frozen import quick_init
 from callscope.protocol.errors import SdpParseError
 from callscope.protocol.recent import RecentParses
 from callscope.protocol.sdpfields import (
@@ -68,6 +69,7 @@ _parse_connection = RecentParses(Connection.parse)
 _parse_rtpmap = RecentParses(RtpMap.parse)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MediaDescription:
     """One m= section with its effective connection (media c= over session c=).
@@ -137,6 +139,7 @@ class MediaDescription:
         return None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionDescription:
     """A parsed SDP body; ``bytes(sdp)`` returns the bytes it was parsed from."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from callscope.core.frozen import quick_init
 from callscope.protocol.sipuri import is_digits
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RtpMap:
     """An RTP payload format (a=rtpmap, RFC 8866 6.6): encoding name as on the wire,
@@ -64,6 +66,7 @@ STATIC_PAYLOAD_TYPES: dict[int, RtpMap] = {
 }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Origin:
     """The o= line (RFC 8866 5.2)."""
@@ -83,6 +86,7 @@ class Origin:
         return cls(*parts)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Connection:
     """The c= line (RFC 8866 5.7): ``IN IP4 192.0.2.1`` with optional multicast TTL/count."""
@@ -111,6 +115,7 @@ class Connection:
         return cls(parts[0], parts[1], address, ttl, count)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Crypto:
     """An SDES a=crypto line (RFC 4568 9.1); its presence means SRTP media.
@@ -131,6 +136,7 @@ class Crypto:
         return cls(int(parts[0]), parts[1], parts[2], tuple(parts[3:]))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SdpProblem:
     """A line the SDP parser could not use: fixed ``message`` plus the offending text."""

@@ -12,6 +12,7 @@ import re
 import sys
 from dataclasses import dataclass
 
+from callscope.core.frozen import quick_init
 from callscope.protocol.errors import SipParseError
 from callscope.protocol.sipuri import Param, is_digits, param_value, parse_params
 
@@ -105,6 +106,7 @@ def parse_header_lines(lines: list[bytes]) -> tuple[list[RawHeader], list[str], 
 _VIA_RE = re.compile(r"\s*([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^\s;]+)\s*([^;\s]*)\s*(.*)", re.S)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Via:
     """One Via hop (RFC 3261 20.42): sent-protocol, sent-by and parameters."""
@@ -159,6 +161,7 @@ def _sent_by(text: str) -> tuple[str, int | None]:
     return host.lower(), port
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ContentType:
     """A media type (RFC 3261 20.15, RFC 2045): lower-case type/subtype and parameters.
@@ -189,6 +192,7 @@ class ContentType:
         return param_value(self.params, name)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Replaces:
     """The Replaces header or URI header (RFC 3891 6.1): the dialog an INVITE replaces."""
@@ -210,6 +214,7 @@ class Replaces:
         return cls(call_id, param_value(params, "to-tag"), param_value(params, "from-tag"), early)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Reason:
     """One Reason header value (RFC 3326): protocol, cause and text, e.g. Q.850 cause 16."""

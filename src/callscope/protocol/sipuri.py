@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from callscope.core.frozen import quick_init
 from callscope.protocol.errors import SipParseError
 
 #: a header or URI parameter: name (lower-case) and value (None for a flag like ``lr``)
@@ -130,6 +131,7 @@ def has_param(params: tuple[Param, ...], name: str) -> bool:
     return any(key == name for key, _ in params)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SipUri:
     """A parsed ``sip:``, ``sips:`` or ``tel:`` URI; other schemes are kept opaque.
@@ -235,6 +237,7 @@ def _split_hostport(hostport: str) -> tuple[str | None, int | None]:
     return host.lower() or None, port
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NameAddr:
     """A From/To/Contact/P-Asserted-Identity style value (RFC 3261 20.10, 20.20, 20.39).
