@@ -78,11 +78,14 @@ DEBUG_SETTING = declare(
 BIND_SETTING = declare(
     "CALLSCOPE_BIND", str, "127.0.0.1:8000", "Address and port the console listens on."
 )
+# Processes rather than threads: a worker's threads share one interpreter lock, so a page
+# that computes for 15 ms holds up the others in its process (bench/console_load.py: 4 x 2
+# gave a third lower p95 than 2 x 4 on 2 cores).
 WEB_WORKERS_SETTING = declare(
-    "CALLSCOPE_WEB_WORKERS", parse_positive_int, 2, "Console server worker processes."
+    "CALLSCOPE_WEB_WORKERS", parse_positive_int, 4, "Console server worker processes."
 )
 WEB_THREADS_SETTING = declare(
-    "CALLSCOPE_WEB_THREADS", parse_positive_int, 4, "Threads per console worker process."
+    "CALLSCOPE_WEB_THREADS", parse_positive_int, 2, "Threads per console worker process."
 )
 ALLOWED_HOSTS_SETTING: Setting[tuple[str, ...]] = declare(
     "CALLSCOPE_ALLOWED_HOSTS",
