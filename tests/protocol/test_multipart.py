@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callscope.protocol.errors import SipParseError
-from callscope.protocol.multipart import BodyPart, body_part, parse_multipart
+from callscope.protocol.multipart import BodyPart, body_bytes, body_part, parse_multipart
 from callscope.protocol.sdp import Direction, SessionDescription
 from callscope.protocol.sip import SipMessage
 from tests.protocol._siprec_samples import miarec_templates, sipp_message
@@ -225,3 +225,42 @@ def test_generated_multiparts_round_trip(parts: list[tuple[str, bytes]], eol: by
     body += b"--" + boundary + b"--" + eol
     parsed = parse_multipart(body, "multipart/mixed;boundary=" + boundary.decode())
     assert [(p.mime, p.body) for p in parsed] == parts
+
+
+CONTENT_TYPES = st.sampled_from(
+    [
+        None, "application/sdp", "Application/SDP ;charset=x", "text/plain", "application",
+        "multipart/mixed;boundary=b1", "multipart/mixed", 'multipart/mixed;boundary="b1"',
+        "multipart/alternative;boundary=zz",
+    ]
+)  # fmt: skip
+BODIES = st.sampled_from(
+    [
+        b"", b"v=0\r\n",
+        b"--b1\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n--b1--\r\n",
+        b"--b1\r\nContent-Type: text/plain\r\n\r\nx\r\n--b1\r\nc: application/SDP\r\n\r\nv=1\r\n",
+        b"no delimiter", b"--b1\r\n", b"--b1--\r\n",
+    ]
+)  # fmt: skip
+WANTED = st.lists(
+    st.sampled_from(["application/sdp", "APPLICATION/sdp", "text/plain", "multipart/mixed"]),
+    min_size=1,
+    max_size=2,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ctype=CONTENT_TYPES, body=BODIES | st.binary(max_size=60), wanted=WANTED)
+def test_body_bytes_answers_as_body_part(ctype: str | None, body: bytes, wanted: list[str]) -> None:
+    head = b"INVITE sip:b@x SIP/2.0\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\n"
+    if ctype is not None:
+        head += b"Content-Type: " + ctype.encode() + b"\r\n"
+    msg = SipMessage.parse(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    try:
+        part = body_part(msg, *wanted)
+    except SipParseError as exc:
+        with pytest.raises(SipParseError) as raised:
+            body_bytes(msg, *wanted)
+        assert str(raised.value) == str(exc)
+        return
+    assert body_bytes(msg, *wanted) == (None if part is None else part.body)

@@ -288,3 +288,42 @@ def test_fuzz_bytes_raise_only_sdp_parse_error(data: bytes) -> None:
         SessionDescription.parse(data)
     except SdpParseError:
         pass
+
+
+ATTRIBUTES = st.sampled_from(
+    [
+        "a=sendonly", "a=SENDONLY", "a=recvonly", "a=inactive", "a=sendrecv:x", "a=label:1",
+        "a=label", "a=label:2", "a=rtcp-mux", "a=rtcp:5001 IN IP4 192.0.2.9", "a=rtcp:x",
+        "a=rtcp:", "a=ptime:20", "a=ptime:20.5", "a=ptime:", "a=zrtp-hash:1.10 ab",
+        "a=zrtp-hash:", "a=fingerprint:sha-256 AA", "a=crypto:1 A inline:k", "a=crypto:x",
+        "a=rtpmap:96 opus/48000/2", "a=rtpmap:x", "a=fmtp:96 x=1", "a=other:1",
+    ]
+)  # fmt: skip
+
+
+def _first(attrs: list[tuple[str, str | None]], name: str) -> str | None:
+    return next((value for key, value in attrs if key == name), None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(session=st.lists(ATTRIBUTES, max_size=4), media=st.lists(ATTRIBUTES, max_size=8))
+def test_media_attributes_are_the_first_of_each_name(session: list[str], media: list[str]) -> None:
+    text = "\r\n".join(["v=0", "c=IN IP4 192.0.2.1", *session, "m=audio 4000 RTP/AVP 0 96", *media])
+    parsed = SessionDescription.parse(text.encode())
+    (m,) = parsed.media
+    attrs, top = list(m.attributes), list(parsed.attributes)
+    names = {d.value for d in Direction}
+    flags = [Direction(k.lower()) for k, v in attrs if v is None and k.lower() in names]
+    top_flags = [Direction(k.lower()) for k, v in top if v is None and k.lower() in names]
+    assert parsed.direction == (top_flags or [Direction.SENDRECV])[0]
+    assert m.declared_direction == m.direction == (flags or [parsed.direction])[0]
+    assert m.label == _first(attrs, "label")
+    assert m.rtcp_mux == any(k == "rtcp-mux" for k, _ in attrs)
+    rtcp = (_first(attrs, "rtcp") or "").split()
+    assert m.rtcp_port == (int(rtcp[0]) if rtcp and rtcp[0].isdigit() else None)
+    ptime = (_first(attrs, "ptime") or "").partition(".")[0]
+    assert m.ptime == (int(ptime) if ptime.isdigit() else None)
+    assert m.zrtp_hash == (_first(attrs, "zrtp-hash") or _first(top, "zrtp-hash"))
+    assert m.fingerprint == (_first(attrs, "fingerprint") or _first(top, "fingerprint"))
+    assert len(m.crypto) == sum(1 for k, v in attrs if k == "crypto" and v == "1 A inline:k")
+    assert (96 in m.rtpmap) == any(v == "96 opus/48000/2" for k, v in attrs if k == "rtpmap")

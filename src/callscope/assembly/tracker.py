@@ -53,7 +53,8 @@ from callscope.assembly.orphans import OrphanFlow, OrphanStream
 from callscope.core import Datagram
 from callscope.protocol.dialog import Action, DialogState, Role
 from callscope.protocol.errors import ProtocolParseError, SdpParseError, SipParseError
-from callscope.protocol.multipart import body_part
+from callscope.protocol.multipart import body_bytes
+from callscope.protocol.recent import RecentParses
 from callscope.protocol.sdp import SessionDescription
 from callscope.protocol.sip import SipMessage, looks_like_sip
 
@@ -299,10 +300,10 @@ class CallTracker:
         if not msg.body:
             return None
         try:
-            part = body_part(msg, "application/sdp")
-            if part is None:
+            body = body_bytes(msg, "application/sdp")
+            if body is None:
                 return None
-            return SessionDescription.parse(part.body)
+            return SessionDescription.parse(body)
         except (SdpParseError, SipParseError) as exc:
             self._count(exc.kind, call)
             return None
@@ -502,9 +503,13 @@ def _initial_invite(msg: SipMessage) -> bool:
     return to is None or to.tag is None
 
 
-def _canonical_ip(address: str) -> str | None:
+def _parse_ip(address: str) -> str | None:
     """The SDP address in the capture layer's text form; None for a host name."""
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:
         return None
+
+
+# a PBX or SBC offers media from a few addresses, in every SDP it sends
+_canonical_ip = RecentParses(_parse_ip)

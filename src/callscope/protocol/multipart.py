@@ -143,6 +143,19 @@ def body_part(msg: SipMessage, *mime: str) -> BodyPart | None:
     return _find(BodyPart(headers, names, ctype, msg.body), wanted, 0)
 
 
+def body_bytes(msg: SipMessage, *mime: str) -> bytes | None:
+    """The content of `body_part` (same arguments, same answer and errors), without building
+    the part when the whole body is of a wanted type: the tracker asks every SIP message
+    with a body for its SDP, and a plain ``application/sdp`` body is the usual case."""
+    ctype = msg.content_type
+    if ctype is None or not msg.body:
+        return None
+    if ctype.mime in {m.lower() for m in mime}:
+        return msg.body
+    part = body_part(msg, *mime)
+    return None if part is None else part.body
+
+
 def _find(part: BodyPart, wanted: set[str], depth: int) -> BodyPart | None:
     if part.mime in wanted:
         return part

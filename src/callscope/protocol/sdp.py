@@ -200,6 +200,7 @@ class _Parser:
         self.version: int | None = None
         self.origin: Origin | None = None
         self.session_name: str | None = None
+        self._session_direction: Direction | None = None
 
     def problem(self, message: str, line: str) -> None:
         self.problems.append(SdpProblem(message, line))
@@ -208,12 +209,11 @@ class _Parser:
         text, not_utf8 = decode_text(self.data)
         if not_utf8:
             self.problem("SDP is not UTF-8", "")
-        pending = [line.strip() for line in text.split("\n")]
-        pending.reverse()
-        while pending:
-            line = pending.pop()
-            if line:
-                self.line(line, pending)
+        route = self.line
+        for raw in text.split("\n"):
+            line = raw.strip()
+            while line:  # the rest of a glued line comes next (see `split_glued`)
+                line = route(line)
         if self.version is None:
             raise SdpParseError("SDP has no v= line")
         session = self.session
@@ -222,23 +222,26 @@ class _Parser:
             raise SdpParseError("SDP has no usable m= line")
         return SessionDescription(
             self.data, self.version, self.origin, self.session_name, session.connection,
-            tuple(session.bandwidth), tuple(session.attributes), _direction(session.attributes),
+            tuple(session.bandwidth), tuple(session.attributes), self.session_direction(),
             media, tuple(self.problems), tuple(session.other),
         )  # fmt: skip
 
-    def line(self, line: str, pending: list[str]) -> None:
+    def line(self, line: str) -> str:
+        """Route one line to its handler; returns the rest of a glued line, else ``""``."""
         kind, sep, value = line.partition("=")
         if not sep or len(kind) != 1 or kind not in _TYPES:
             self.problem("line is not type=value", line)
-            return
-        if kind in "oc":
-            value = self.split_glued(kind, value, pending)
+            return ""
+        rest = ""
+        if kind in "oc":  # one character: o= or c=
+            value, rest = self.split_glued(kind, value)
         current = self.sections[-1] if self.sections else self.session
         handler = _LINE_HANDLERS.get(kind)
         if handler is None:
             current.other.append((kind, value))
         else:
             handler(self, current, value)
+        return rest
 
     def on_version(self, _current: _Section, value: str) -> None:
         self.version = int(value) if is_digits(value) else 0
@@ -275,14 +278,20 @@ class _Parser:
         name, has_value, attr = value.partition(":")
         current.attributes.append((name.strip(), attr.strip() if has_value else None))
 
-    def split_glued(self, kind: str, value: str, pending: list[str]) -> str:
-        """Undo a missing line break, as in ``o=... IN IP4 127.0.0.1s=name`` (seen in HEP)."""
+    def split_glued(self, kind: str, value: str) -> tuple[str, str]:
+        """Undo a missing line break, as in ``o=... IN IP4 127.0.0.1s=name`` (seen in HEP):
+        the value and the glued line that follows it (``""`` if none)."""
         equals = value.find("=")
         if equals >= 2 and value[equals - 1] in _TYPES and value[equals - 2] != " ":
             self.problem("line break missing", f"{kind}={value}")
-            pending.append(value[equals - 1 :])
-            return value[: equals - 1]
-        return value
+            return value[: equals - 1], value[equals - 1 :]
+        return value, ""
+
+    def session_direction(self) -> Direction:
+        """The session-level direction attribute (sendrecv by default), found once."""
+        if self._session_direction is None:
+            self._session_direction = _direction(self.session.attributes)
+        return self._session_direction
 
     def media(self, section: _Section) -> MediaDescription | None:
         """Interpret one m= section; a bad m= line is recorded and the section dropped."""
@@ -292,19 +301,34 @@ class _Parser:
             self.problem("bad m= line", f"m={section.m_line}")
             return None
         proto, formats = parts[2], tuple(parts[3:])
-        rtpmap, fmtp = self.payload_maps(section.attributes)
+        attrs = section.attributes
+        # one pass: the first value of each attribute name, and the first direction flag
+        first: dict[str, str | None] = {}
+        declared: Direction | None = None
+        for name, value in attrs:
+            if name not in first:
+                first[name] = value
+            if value is None and declared is None:
+                declared = _DIRECTIONS.get(name.lower())
+        if declared is None:
+            declared = self.session_direction()
+        if "rtpmap" in first or "fmtp" in first:
+            rtpmap, fmtp = self.payload_maps(attrs)
+        else:
+            rtpmap, fmtp = {}, {}
         if "RTP" in proto.upper():
             # m= line order first (preference order), then rtpmaps for unlisted types
             ordered: dict[int, RtpMap] = {}
-            for pt in (int(f) for f in formats if is_digits(f) and len(f) <= 3):
-                found = rtpmap.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
-                if found is not None:
-                    ordered[pt] = found
+            for text in formats:
+                if len(text) <= 3 and text.isascii() and text.isdigit():
+                    pt = int(text)
+                    found = rtpmap.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
+                    if found is not None:
+                        ordered[pt] = found
             rtpmap = ordered | rtpmap
         connection = section.connection or self.session.connection
-        attrs = section.attributes
-        declared = _direction(attrs, _direction(self.session.attributes))
         zero = connection is not None and connection.address in _ZERO_ADDRESSES
+        session_attrs = self.session.attributes
         return MediaDescription(
             media=parts[0].lower(),
             port=int(port_text),
@@ -318,14 +342,13 @@ class _Parser:
             fmtp=fmtp,
             declared_direction=declared,
             direction=_WITHOUT_RECEIVE[declared] if zero else declared,
-            label=_value(attrs, "label"),
-            rtcp_port=self.rtcp_port(attrs),
-            rtcp_mux=any(name == "rtcp-mux" for name, _ in attrs),
-            crypto=self.crypto(attrs),
-            zrtp_hash=_value(attrs, "zrtp-hash") or _value(self.session.attributes, "zrtp-hash"),
-            fingerprint=_value(attrs, "fingerprint")
-            or _value(self.session.attributes, "fingerprint"),
-            ptime=self.ptime(attrs),
+            label=first.get("label"),
+            rtcp_port=self.rtcp_port(first.get("rtcp")),
+            rtcp_mux="rtcp-mux" in first,
+            crypto=self.crypto(attrs) if "crypto" in first else (),
+            zrtp_hash=first.get("zrtp-hash") or _value(session_attrs, "zrtp-hash"),
+            fingerprint=first.get("fingerprint") or _value(session_attrs, "fingerprint"),
+            ptime=self.ptime(first.get("ptime")),
             other_lines=tuple(section.other),
         )
 
@@ -349,9 +372,8 @@ class _Parser:
                     rtpmap.setdefault(int(pt_text), parsed)
         return rtpmap, fmtp
 
-    def rtcp_port(self, attrs: list[Attribute]) -> int | None:
+    def rtcp_port(self, value: str | None) -> int | None:
         # RFC 3605 2.1: a=rtcp:port [nettype addrtype connection-address]
-        value = _value(attrs, "rtcp")
         if value is None:
             return None
         port = value.split()[0] if value.split() else ""
@@ -371,9 +393,8 @@ class _Parser:
                     found.append(crypto)
         return tuple(found)
 
-    def ptime(self, attrs: list[Attribute]) -> int | None:
+    def ptime(self, value: str | None) -> int | None:
         # RFC 8866 6.4: packet time in milliseconds (some UAs write a decimal point)
-        value = _value(attrs, "ptime")
         if value is None:
             return None
         whole = value.partition(".")[0]
