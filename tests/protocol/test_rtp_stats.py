@@ -274,3 +274,72 @@ def test_fuzz_invariants(steps: list[tuple[int, int, int, int, bool, bool]]) -> 
     assert report.jitter_ms >= 0.0
     assert report.max_jitter_ms >= 0.0
     assert 0.0 <= report.max_delta_ms <= 100.0
+
+
+class _Reference(StreamStats):
+    """`StreamStats.receive` as written before the usual case was inlined: `_timing` for
+    every packet after the first."""
+
+    __slots__ = ()
+
+    def receive(
+        self,
+        at: int,
+        sequence: int,
+        timestamp: int,
+        clock_rate: int,
+        marker: bool = False,
+        comfort_noise: bool = False,
+    ) -> None:
+        if self.packets == 0:
+            super().receive(at, sequence, timestamp, clock_rate, marker, comfort_noise)
+            return
+        step = (sequence - self._highest) & 0xFFFF
+        if 0 < step < 3000:
+            self._highest += step
+            self._window = ((self._window << step) | 1) & ((1 << 128) - 1)
+        else:
+            self._sequence(sequence, step)
+        self._timing(at, timestamp, clock_rate, marker or comfort_noise)
+        self._after_comfort_noise = comfort_noise
+        self.last_at = at
+        self.packets += 1
+
+
+def _state(stats: StreamStats) -> dict[str, object]:
+    return {name: getattr(stats, name) for name in StreamStats.__slots__}
+
+
+# steps mostly in order (the inline case), with jumps, steps back, repeats and restarts
+_sequence_steps = st.one_of(
+    st.integers(1, 3), st.integers(-5, 0), st.integers(2990, 3010), st.integers(0, 0xFFFF)
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 60 * MS),
+            _sequence_steps,
+            st.integers(-400, 2000),
+            st.sampled_from([0, 8000, 8000, 16000, 48000, 90000]),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=80,
+    )
+)
+def test_inline_usual_case_equals_the_reference(
+    steps: list[tuple[int, int, int, int, bool, bool]],
+) -> None:
+    # every figure, floats included, bit for bit after every packet
+    fast, reference = StreamStats(), _Reference()
+    at, sequence, timestamp = 0, 65_000, 0xFFFF_F000
+    for gap, sequence_step, timestamp_step, clock, marker, comfort_noise in steps:
+        at += gap
+        sequence = (sequence + sequence_step) & 0xFFFF
+        timestamp = (timestamp + timestamp_step) & 0xFFFFFFFF
+        fast.receive(at, sequence, timestamp, clock, marker, comfort_noise)
+        reference.receive(at, sequence, timestamp, clock, marker, comfort_noise)
+        assert _state(fast) == _state(reference)
+    assert fast.report() == reference.report()

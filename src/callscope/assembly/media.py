@@ -18,11 +18,13 @@ SDP may carry stray packets, so a new SSRC on it is held until a second packet i
 confirms it; the held packets are then counted and written, so the first packets of a real
 stream are never lost. A flow matching the SDP of both parties is trusted at once.
 
-The hot path uses `parse_rtp_header` (a tuple, no object per packet) and dict lookups only.
+The hot path uses one `struct` read (a tuple, no object per packet) for the usual packet, and
+`parse_rtp_header` plus dict lookups for the others (see `MediaStream.receive`).
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from typing import Final, Protocol
 
@@ -46,12 +48,10 @@ _KNOWN_UPPER: Final = frozenset(f.encoding.upper() for f in STATIC_PAYLOAD_TYPES
     "G726-16", "G726-24", "G726-40", "AMR", "AMR-WB", "ILBC", "SPEEX", "G7221", "H264",
 }  # fmt: skip
 _KNOWN_OTHER: Final = {"OPUS": "opus", "TELEPHONE-EVENT": "telephone-event", "SILK": "SILK"}
-_PENDING_SSRCS = 8
-_VOICE, _EVENT, _CN = (
-    0,
-    1,
-    2,
-)  # what a payload type carries  # SSRCs on probation per stream (stray packets cannot grow it)
+_PENDING_SSRCS = 8  # SSRCs on probation per stream (stray packets cannot grow it)
+_VOICE, _EVENT, _CN = 0, 1, 2  # what a payload type carries
+# RFC 3550 5.1: M/PT, sequence number, timestamp, SSRC after the first octet
+_FIXED_HEADER = struct.Struct("!xBHII").unpack_from
 
 #: one RTP packet as parsed by `parse_rtp_header`
 Header = tuple[int, int, int, int, bool, int, int]
@@ -83,6 +83,9 @@ class MediaStream:
     __slots__ = (
         "_answered",
         "_default_clock",
+        "_hot_clock",
+        "_hot_ssrc",
+        "_hot_stats",
         "_pending",
         "_pt_counts",
         "_pt_info",
@@ -129,12 +132,18 @@ class MediaStream:
         self._run_pt = -1  # payload type of the current run of packets
         self._run = 0
         self._answered = False  # the owner was answered (no more early-media checks)
+        # the usual packet, after the answer: voice of the last SSRC and payload type seen
+        # (see `receive`); -1 when the last packet took the general path in another way
+        self._hot_ssrc = -1
+        self._hot_stats: StreamStats | None = None
+        self._hot_clock = 0
         self._default_clock = DEFAULT_CLOCK.get(media, 8000)
         self._sink = sink if media == "audio" else None
 
     def update_payload_map(self, payload_map: Mapping[int, PayloadFormat]) -> None:
         """Merge the SDP's payload types (newer offers/answers override older ones)."""
         self.payload_map.update(payload_map)
+        self._hot_ssrc = -1  # the payload type's clock or kind may change
         info: dict[int, tuple[int, int]] = {}
         for pt, fmt in self.payload_map.items():
             name = fmt[0].lower()
@@ -150,11 +159,32 @@ class MediaStream:
 
     # -- per packet -------------------------------------------------------------------------
 
-    def receive(self, at: int, payload: bytes) -> None:
+    def receive(self, at: int, payload: bytes) -> None:  # noqa: PLR0912
         """One datagram of this flow (RTP, or RTCP multiplexed on it, RFC 5761 4).
 
-        The hot path of the recorder: one header parse, two dict lookups, the statistics.
+        The hot path of the recorder. Nearly every packet of a call is voice of the SSRC and
+        payload type of the packet before it, with no CSRC, extension or padding (first
+        octet 0x80): once the call is answered, such a packet is accounted with the
+        statistics, clock rate and payload type kept from the packet before (`_hot_ssrc`:
+        the general path sets them, or clears them when the packet was anything else).
+        Payload types 72-76 (RTCP) never become the current payload type, so the RTCP check
+        is not needed there.
         """
+        if payload[0] == 0x80 and len(payload) >= 12:
+            second, seq, timestamp, ssrc = _FIXED_HEADER(payload)
+            if ssrc == self._hot_ssrc and second & 0x7F == self._run_pt:
+                marker = second >= 0x80
+                self._hot_stats.receive(at, seq, timestamp, self._hot_clock, marker)  # type: ignore[union-attr]
+                self.last_at = at
+                self._run += 1
+                sink = self._sink
+                if sink is not None:
+                    sink.write(
+                        self.owner.key, self.direction, at, ssrc, seq, timestamp,
+                        second & 0x7F, marker, payload[12:],
+                    )  # fmt: skip
+                return
+        self._hot_ssrc = -1
         if 72 <= payload[1] & 0x7F <= 76:
             self.rtcp(at, payload)
             return
@@ -173,7 +203,7 @@ class MediaStream:
                 self._account(stats, at, payload, header)
             return
         clock, kind = info
-        stats.receive(at, seq, timestamp, clock, marker=marker, comfort_noise=kind == _CN)
+        stats.receive(at, seq, timestamp, clock, marker, kind == _CN)
         self.last_at = at
         if pt == self._run_pt:
             self._run += 1
@@ -183,6 +213,8 @@ class MediaStream:
             self._early()
         if kind == _EVENT:
             self._event(at, timestamp, seq, marker, payload[start:end])
+        elif kind == _VOICE and self._answered:
+            self._hot_ssrc, self._hot_stats, self._hot_clock = ssrc, stats, clock
         if self._sink is not None:
             self._sink.write(
                 self.owner.key, self.direction, at, ssrc, seq, timestamp, pt, marker,
@@ -196,7 +228,7 @@ class MediaStream:
         if info is None:
             info = self._unknown_payload_type(pt)
         clock, kind = info
-        stats.receive(at, seq, timestamp, clock, marker=marker, comfort_noise=kind == _CN)
+        stats.receive(at, seq, timestamp, clock, marker, kind == _CN)
         self.last_at = at
         if pt == self._run_pt:
             self._run += 1

@@ -108,20 +108,24 @@ class StreamStats:
         self._max_jitter16 = 0
         self._after_comfort_noise = False
 
-    def receive(
+    def receive(  # noqa: PLR0917 - positional: called per packet
         self,
         at: int,
         sequence: int,
         timestamp: int,
         clock_rate: int,
-        *,
         marker: bool = False,
         comfort_noise: bool = False,
     ) -> None:
         """Account one packet: arrival time (int ns), RTP sequence number and timestamp,
         the payload's RTP clock rate (0 for telephone events), the marker bit and whether
-        the payload is comfort noise (RFC 3389)."""
-        if self.packets == 0:
+        the payload is comfort noise (RFC 3389).
+
+        Called for every media packet: the usual case (in order, a clock rate) is inline,
+        with positional arguments; the rest is in `_sequence` and `_timing`.
+        """
+        packets = self.packets
+        if packets == 0:
             self.first_at = self.last_at = self._prev_at = at
             self._base = self._highest = sequence
             self._window = 1
@@ -131,15 +135,37 @@ class StreamStats:
             self.packets = 1
             return
         step = (sequence - self._highest) & 0xFFFF
-        if 0 < step < MAX_DROPOUT:  # in order, maybe after a loss: the usual case, inline
+        if 0 < step < MAX_DROPOUT:  # in order, maybe after a loss
             self._highest += step
             self._window = ((self._window << step) | 1) & _WINDOW_MASK
         else:
             self._sequence(sequence, step)
-        self._timing(at, timestamp, clock_rate, marker or comfort_noise)
+        if clock_rate:  # `_timing`, inline
+            # RFC 3550 5.1: timestamps wrap, so compare them modulo 2^32
+            timestamp_delta = (
+                (timestamp - self._prev_timestamp + 0x80000000) & 0xFFFFFFFF
+            ) - 0x80000000
+            delta = at - self._prev_at
+            self._prev_at = at
+            self._clock_rate = clock_rate
+            self._prev_timestamp = timestamp
+            jitter16 = self._jitter16
+            difference = (delta * clock_rate - timestamp_delta * _NS) // clock_rate
+            if difference < 0:
+                difference = -difference
+            self._jitter16 = jitter16 = jitter16 + difference - ((jitter16 + 8) >> 4)
+            if not (marker or comfort_noise or timestamp_delta < 0 or self._after_comfort_noise):
+                if delta > self.max_delta:  # noqa: PLR1730 - cheaper than max()
+                    self.max_delta = delta
+                # Wireshark divides by the packets received before this one
+                self._mean_jitter16 = (self._mean_jitter16 * (packets - 1) + jitter16) / packets
+                if jitter16 > self._max_jitter16:  # noqa: PLR1730
+                    self._max_jitter16 = jitter16
+        else:
+            self._timing(at, timestamp, clock_rate, marker or comfort_noise)
         self._after_comfort_noise = comfort_noise
         self.last_at = at
-        self.packets += 1
+        self.packets = packets + 1
 
     def _sequence(self, sequence: int, step: int) -> None:
         """RFC 3550 A.1 update_seq for the other cases, with duplicate and reordering counts."""
