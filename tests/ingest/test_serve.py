@@ -32,7 +32,12 @@ def wait_for(url: str, deadline: float) -> bytes:
 def test_serve_gives_the_japanese_login_page_and_static_files(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
-    env.update(CALLSCOPE_DATA_DIR=str(tmp_path), CALLSCOPE_BIND=f"127.0.0.1:{port}")
+    access_log = tmp_path / "access.log"
+    env.update(
+        CALLSCOPE_DATA_DIR=str(tmp_path),
+        CALLSCOPE_BIND=f"127.0.0.1:{port}",
+        CALLSCOPE_ACCESS_LOG=str(access_log),
+    )
     server = subprocess.Popen(
         [str(CALLSCOPE), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -42,8 +47,15 @@ def test_serve_gives_the_japanese_login_page_and_static_files(tmp_path):
         assert "ログイン" in login
         assert b":root" in wait_for(f"{base}/static/console/console.css", time.monotonic() + 5)
         assert wait_for(f"{base}/static/django_htmx/htmx-2.min.js", time.monotonic() + 5)
+        wait_for(f"{base}/accounts/login/?next=/calls/%3Fnumber%3D0783210987", time.monotonic() + 5)
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=30)
     assert b"one-time password" in out
     assert b"gunicorn" in err.lower() or b"Booting worker" in err
+    # one line per request, with the server's milliseconds; never the query string (numbers)
+    lines = access_log.read_text().splitlines()
+    login_lines = [line for line in lines if '"GET /accounts/login/"' in line]
+    assert len(login_lines) == 2
+    assert all(line.split()[-1].isdigit() and line.split()[-3] == "200" for line in login_lines)
+    assert "0783210987" not in access_log.read_text()

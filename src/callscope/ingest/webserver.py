@@ -8,6 +8,10 @@ from typing import Any
 from django.conf import settings
 from gunicorn.app.base import BaseApplication
 
+#: gunicorn's access log line: the path without the query string (%(U)s, not %(r)s), which
+#: would write the phone numbers of searches into the log; %(M)s: milliseconds in the server
+ACCESS_LOG_FORMAT = '%(t)s %(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)s'
+
 #: where workers keep their heartbeat files when it exists (a tmpfs on Linux)
 SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 - gunicorn's own advice for worker_tmp_dir
 
@@ -21,7 +25,8 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
             "worker_class": "gthread",
             "timeout": 60,
             "graceful_timeout": 10,
-            "accesslog": None,
+            "accesslog": settings.CALLSCOPE_ACCESS_LOG or None,
+            "access_log_format": ACCESS_LOG_FORMAT,
             "errorlog": "-",
             "logconfig_dict": settings.LOGGING,
             "proc_name": "callscope-console",
