@@ -63,6 +63,10 @@ class DialogState(enum.Enum):
     CONFIRMED = "confirmed"  # 2xx to the initial INVITE (RFC 3261 12.1.2)
     TERMINATED = "terminated"  # BYE, final failure, 487, or settled
 
+    # members are singletons compared by identity: hash them by identity too, in C (Enum's
+    # own __hash__ is a Python call, and these key the lookups made for every message)
+    __hash__ = object.__hash__
+
 
 class DialogInput(enum.Enum):
     """What a message means to the leg."""
@@ -76,6 +80,8 @@ class DialogInput(enum.Enum):
     CANCEL = "CANCEL"
     BYE = "BYE"
     OTHER = "other"  # ACK, PRACK, UPDATE, INFO, REFER, NOTIFY, re-INVITE and their answers
+
+    __hash__ = object.__hash__  # as DialogState's
 
 
 class Action(enum.Enum):
@@ -92,12 +98,16 @@ class Action(enum.Enum):
     HANGUP = "hangup"  # BYE of a confirmed call
     ABANDON = "abandon"  # BYE before any answer (RFC 3261 15: the caller may do this)
 
+    __hash__ = object.__hash__  # as DialogState's
+
 
 class Role(enum.Enum):
     """The party that sent a message."""
 
     CALLER = "caller"
     CALLEE = "callee"
+
+    __hash__ = object.__hash__  # as DialogState's
 
     @property
     def other(self) -> Role:

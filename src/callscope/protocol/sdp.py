@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from callscope.core.frozen import quick_init
 from callscope.protocol.errors import SdpParseError
@@ -177,16 +177,18 @@ class SessionDescription:
         return None
 
 
-@dataclass
 class _Section:
     """Lines collected for one level (session or one m=) before they are interpreted."""
 
-    m_line: str | None = None
-    connection: Connection | None = None
-    bandwidth: list[tuple[str, int]] = field(default_factory=list)
-    attributes: list[Attribute] = field(default_factory=list)
-    other: list[tuple[str, str]] = field(default_factory=list)
-    usable: bool = True
+    __slots__ = ("attributes", "bandwidth", "connection", "m_line", "other", "usable")
+
+    def __init__(self, m_line: str | None = None) -> None:
+        self.m_line = m_line
+        self.connection: Connection | None = None
+        self.bandwidth: list[tuple[str, int]] = []
+        self.attributes: list[Attribute] = []
+        self.other: list[tuple[str, str]] = []
+        self.usable = True
 
 
 class _Parser:

@@ -312,7 +312,12 @@ class SipMessage:
     @property
     def cseq(self) -> tuple[int, str] | None:
         """CSeq as ``(number, method)`` (RFC 3261 20.16)."""
-        return self._cached("cseq", lambda: _optional(self.header("cseq"), parse_cseq))
+        cache = self._cache  # read for every message: no closure, no helper call
+        if "cseq" in cache:
+            found: tuple[int, str] | None = cache["cseq"]
+            return found
+        value = cache["cseq"] = _optional(self.header("cseq"), parse_cseq)
+        return value
 
     @property
     def from_(self) -> NameAddr | None:
@@ -394,9 +399,12 @@ class SipMessage:
     @property
     def content_type(self) -> ContentType | None:
         """The Content-Type (RFC 3261 20.15), type and subtype in lower case."""
-        return self._cached(
-            "ctype", lambda: _optional(self.header("content-type"), ContentType.parse)
-        )
+        cache = self._cache
+        if "ctype" in cache:
+            found: ContentType | None = cache["ctype"]
+            return found
+        value = cache["ctype"] = _optional(self.header("content-type"), _parse_content_type)
+        return value
 
     @property
     def require(self) -> tuple[str, ...]:
@@ -459,6 +467,8 @@ class SipMessage:
 
 # the From and To values of a dialog repeat in each of its messages
 _parse_name_addr = RecentParses(NameAddr.parse)
+# and a sender writes the same Content-Type into every message with a body
+_parse_content_type = RecentParses(ContentType.parse)
 
 
 def _optional(value: str | None, parse: Callable[[str], _T]) -> _T | None:
