@@ -17,7 +17,10 @@ dialog that began before the capture). Every SDP of every offer and answer is en
 
 Media path: one dict lookup by ``(src ip, src port, dst ip, dst port)`` finds the flow's
 object (`MediaStream`, `RtcpFlow` or `OrphanFlow`); only the first packet of a flow, or the
-first after an SDP changed one of its endpoints, asks the `EndpointMap`.
+first after an SDP changed one of its endpoints, asks the `EndpointMap`. Every known flow is
+also published in `media_routes` by its raw wire key, with the time of the next timer: a
+capture source that feeds the tracker one datagram at a time may hand such a packet to the
+flow's ``receive`` itself, as the hot path of `receive` would (`callscope.core.routes`).
 
 Ends: a leg whose dialog terminated is emitted as `CallEnded` after ``end_linger_ns`` (the
 media tail), then forgotten after ``forget_ns`` (late retransmissions are absorbed, not new
@@ -50,7 +53,8 @@ from callscope.assembly.events import (
 from callscope.assembly.links import Links, join
 from callscope.assembly.media import MediaStream, RtcpFlow
 from callscope.assembly.orphans import OrphanFlow, OrphanStream
-from callscope.core import Datagram
+from callscope.core import Datagram, MediaRoutes
+from callscope.core import flow_key as raw_flow_key
 from callscope.protocol.dialog import Action, DialogState, Role
 from callscope.protocol.errors import ProtocolParseError, SdpParseError, SipParseError
 from callscope.protocol.multipart import body_bytes
@@ -119,6 +123,8 @@ class CallTracker:
         self._timers: list[tuple[int, int, _Timer, int]] = []
         self._timer_seq = 0
         self._deadline = 0  # the first datagram arms the orphan sweep
+        #: the known flows and ``_deadline``, for a source that dispatches RTP itself
+        self.media_routes = MediaRoutes()
         self._next_key = 1
         self._anomalies: dict[str, int] = {}
 
@@ -352,7 +358,10 @@ class CallTracker:
             self._drop_flow(flow_key)
 
     def _drop_flow(self, flow_key: FlowKey) -> None:
-        self._flows.pop(flow_key, None)
+        if self._flows.pop(flow_key, None) is not None:
+            raw = _raw_key(flow_key)
+            if raw is not None:
+                self.media_routes.flows.pop(raw, None)
         for end in ((flow_key[0], flow_key[1]), (flow_key[2], flow_key[3])):
             keys = self._flows_at.get(end)
             if keys is not None:
@@ -386,6 +395,9 @@ class CallTracker:
             stream.trusted = stream.trusted or found.trusted
             flow = stream
         self._flows[key] = flow
+        raw = _raw_key(key)
+        if raw is not None:
+            self.media_routes.flows[raw] = flow.receive
         self._flows_at.setdefault(src_key, set()).add(key)
         self._flows_at.setdefault(dst_key, set()).add(key)
         return flow
@@ -406,7 +418,9 @@ class CallTracker:
 
     def _rearm(self) -> None:
         """The next packet time at which `_run_timers` has work (a timer or a sweep)."""
-        self._deadline = min(self._timers[0][0] if self._timers else _NEVER, self._next_sweep)
+        self._deadline = self.media_routes.deadline = min(
+            self._timers[0][0] if self._timers else _NEVER, self._next_sweep
+        )
 
     def _run_timers(self, now: int) -> list[CallEvent]:
         events: list[CallEvent] = []
@@ -501,6 +515,15 @@ def _initial_invite(msg: SipMessage) -> bool:
         return False
     to = msg.to
     return to is None or to.tag is None
+
+
+def _raw_key(key: FlowKey) -> bytes | None:
+    """A flow's key in `media_routes`; None if an address is not an IP address (a source
+    that names endpoints otherwise has no raw flows to route)."""
+    try:
+        return raw_flow_key(key[0], key[1], key[2], key[3])
+    except ValueError:
+        return None
 
 
 def _parse_ip(address: str) -> str | None:

@@ -12,6 +12,12 @@ other link types, IP options, IPv6, fragments, TCP, bad frames) goes through
 Both paths build the same duplicate key and the same `Datagram` (a property test holds
 them to it). Addresses are formatted once per (addresses, ports) and cached.
 
+Media routes: a pipeline given the consumer's `MediaRoutes` (the call tracker's) hands a
+fast-path packet of a routed flow straight to the flow's receiver, with no `Datagram`, when
+the consumer's own hot path would take it (no timer due, RTP version 2): see
+`callscope.core.routes`. It is counted as a datagram all the same. Only a consumer that
+takes each datagram before the next is decoded (`read_file` into a loop) may pass routes.
+
 Nothing here raises for a bad frame: it is counted in `CaptureCounters.errors` by kind.
 """
 
@@ -43,7 +49,7 @@ from callscope.capture.ipfrag import FragmentReassembler
 from callscope.capture.pcapfile import open_capture
 from callscope.capture.records import Record
 from callscope.capture.tcp import Framer, TcpReassembler
-from callscope.core import Anomaly, Datagram, Endpoint, Timestamp, Transport
+from callscope.core import Anomaly, Datagram, Endpoint, MediaRoutes, Timestamp, Transport
 
 #: endpoint pairs cached before the cache is cleared (a scan must not grow it forever)
 ENDPOINT_CACHE = 65_536
@@ -129,8 +135,11 @@ class PacketPipeline:
         counters: CaptureCounters | None = None,
         framer_factory: Callable[[], Framer] | None = None,
         looks_like_sip: Callable[[bytes], bool] | None = None,
+        media_routes: MediaRoutes | None = None,
     ) -> None:
         self.config = config = config or CaptureConfig()
+        #: the consumer's known media flows (see the module docs), or None
+        self.media_routes = media_routes
         self.source = source
         self.counters = counters if counters is not None else CaptureCounters()
         self.dedup = DuplicateFilter(config.dedup_window_ns, config.dedup_max_entries)
@@ -180,6 +189,8 @@ class PacketPipeline:
         slots = _SLOT_SETTERS
         s_at, s_src, s_dst, s_transport, s_payload, s_source, s_vlan = slots or [_no_slot] * 7
         housekeeping_at = self._housekeeping_at
+        routes = self.media_routes
+        route_of = routes.flows.get if routes is not None else None
         at: int | None = None
         try:
             for at, linktype, frame, _orig in records:
@@ -227,6 +238,17 @@ class PacketPipeline:
                             table[digest] = at
                             if len(table) > sweep_size:
                                 sweep_size = dedup.sweep(at)
+                        if route_of is not None:  # a known media flow: see the module docs
+                            route = route_of(flow)
+                            if (
+                                route is not None
+                                and at < routes.deadline  # type: ignore[union-attr]
+                                and udp_end - start >= 12
+                                and frame[start] & 0xC0 == 0x80
+                            ):
+                                counters.datagrams += 1
+                                route(at, payload)
+                                continue
                         src, dst = endpoints.get(flow) or pair(flow)
                         if slots:  # Datagram(...) through its slots: see _slot_setters
                             d = new(Datagram)
@@ -429,7 +451,8 @@ def read_file(
     complete record with ``counters.truncated`` set and a ``capture.truncated`` `Anomaly`;
     a damaged record in the middle ends it the same way with a ``capture.parse`` Anomaly.
     Pass a `CaptureCounters` to read the counts during and after the iteration.
-    ``pipeline`` keywords go to `PacketPipeline` (``framer_factory``, ``looks_like_sip``).
+    ``pipeline`` keywords go to `PacketPipeline` (``framer_factory``, ``looks_like_sip``,
+    ``media_routes``).
     """
     counters = counters if counters is not None else CaptureCounters()
     capture = open_capture(path)

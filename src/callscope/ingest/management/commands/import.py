@@ -64,7 +64,12 @@ class Command(BaseCommand):
         for path in options["files"]:
             counters = CaptureCounters()
             try:
-                recorder.feed(read_file(path, source="pcap", counters=counters))
+                # the recorder takes each datagram as it is read: RTP of the flows its tracker
+                # knows can go straight to them (callscope.core.routes)
+                routes = recorder.tracker.media_routes
+                recorder.feed(
+                    read_file(path, source="pcap", counters=counters, media_routes=routes)
+                )
             except (CaptureParseError, OSError) as exc:
                 self.stderr.write(f"{path}: cannot read: {exc}")
                 failures += 1
