@@ -1,4 +1,8 @@
+import datetime as dt
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callscope.core import Endpoint, format_utc
 
@@ -19,3 +23,9 @@ def test_format_utc_keeps_microseconds_and_z():
     assert format_utc(1_617_000_000_123_456_789) == "2021-03-29T06:40:00.123456Z"
     assert format_utc(0) == "1970-01-01T00:00:00.000000Z"
     assert format_utc(None) is None
+
+
+@given(st.integers(min_value=-62_135_596_800 * 10**9, max_value=253_402_300_799 * 10**9))
+def test_format_utc_is_the_strftime_text(at):
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=at // 1000)
+    assert format_utc(at) == moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

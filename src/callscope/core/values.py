@@ -14,7 +14,7 @@ from typing import NewType
 
 Timestamp = NewType("Timestamp", int)
 
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_NAIVE_EPOCH = _dt.datetime(1970, 1, 1)  # UTC, rendered with a Z
 
 
 class CallscopeError(Exception):
@@ -89,6 +89,7 @@ def format_utc(at: int | None) -> str | None:
     """Render int nanoseconds as the contract's ISO 8601 UTC text with microseconds and a Z."""
     if at is None:
         return None
-    micros = at // 1000
-    moment = _EPOCH + _dt.timedelta(microseconds=micros)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = _NAIVE_EPOCH + _dt.timedelta(microseconds=at // 1000)
+    if moment.year < 1000:  # strftime writes such years without leading zeros
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.isoformat(timespec="microseconds") + "Z"  # the same text, faster
