@@ -40,7 +40,7 @@ import pcapy
 
 from callscope.capture.records import Record
 from callscope.capture.source import CaptureConfig, CaptureCounters, PacketPipeline
-from callscope.core import Datagram
+from callscope.core import Datagram, MediaRoutes
 
 #: BPF filter used when none is given: SIP and RTP travel over UDP, SIP also over TCP
 DEFAULT_FILTER = "udp or tcp"
@@ -142,13 +142,20 @@ class LiveSource:
 
         Returns an empty list on timeout (the caller's loop can then check for a stop).
         """
+        return list(self.read_routed(timeout_s, None))
+
+    def read_routed(self, timeout_s: float, media_routes: MediaRoutes | None) -> Iterator[Datagram]:
+        """As `read_batch`, lazily: each packet is decoded when the consumer asks for the
+        next datagram, and RTP of the flows in ``media_routes`` goes straight to their
+        receivers (`callscope.core.routes`). The consumer must handle each datagram before
+        asking for the next, and take them all before the next read."""
         self._drain()
         if not self._backlog:
             ready, _w, _x = select.select([self._fd], [], [], timeout_s)
             if not ready:
-                return []
+                return iter(())
             self._drain()
-        return list(self.pipeline.datagrams(self._records(), final=False))
+        return self.pipeline.datagrams(self._records(), final=False, media_routes=media_routes)
 
     @property
     def backlog(self) -> int:

@@ -163,7 +163,11 @@ class PacketPipeline:
         self._housekeeping_at = -(1 << 63)
 
     def datagrams(  # noqa: PLR0912, PLR0915
-        self, records: Iterable[Record], *, final: bool = True
+        self,
+        records: Iterable[Record],
+        *,
+        final: bool = True,
+        media_routes: MediaRoutes | None = None,
     ) -> Iterator[Datagram]:
         """Decode ``records`` ``(at_ns, linktype, frame, orig_len)`` lazily, in order.
 
@@ -171,7 +175,8 @@ class PacketPipeline:
         iteration and is recorded in the counters (``truncated``, ``errors``, ``anomalies``).
         ``final``: these are the last records of the capture (a file); at their end the
         fragments and TCP bytes still waiting are counted as lost (`finish`). A live source
-        passes False for each batch.
+        passes False for each batch. ``media_routes``: for this iteration, instead of the
+        pipeline's own (see the module docs).
         """
         # the hot loop: duplicate check and Datagram construction are inlined on purpose
         counters = self.counters
@@ -189,7 +194,7 @@ class PacketPipeline:
         slots = _SLOT_SETTERS
         s_at, s_src, s_dst, s_transport, s_payload, s_source, s_vlan = slots or [_no_slot] * 7
         housekeeping_at = self._housekeeping_at
-        routes = self.media_routes
+        routes = media_routes if media_routes is not None else self.media_routes
         route_of = routes.flows.get if routes is not None else None
         at: int | None = None
         try:

@@ -21,14 +21,15 @@ import logging
 import multiprocessing
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from django.db import connections, transaction
 
 from callscope.audio.spool import done_path, read_spool_file
-from callscope.core import Datagram
+from callscope.capture.source import CaptureCounters
+from callscope.core import Datagram, MediaRoutes
 from callscope.ingest import encoder
 from callscope.ingest.pipeline import Recorder, unfinished_spools
 from callscope.store.models import Call, CaptureSample, Recording
@@ -44,6 +45,19 @@ class PacketSource(Protocol):
     def read_batch(self, timeout_s: float) -> list[Datagram]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RoutedSource(Protocol):
+    """A source that decodes while it is read and can hand RTP of known flows to their
+    receivers (`callscope.capture.live.LiveSource.read_routed`)."""
+
+    @property
+    def counters(self) -> CaptureCounters: ...
+
+    def read_routed(
+        self, timeout_s: float, media_routes: MediaRoutes | None
+    ) -> Iterator[Datagram]: ...
 
 
 @dataclass
@@ -101,9 +115,13 @@ class CaptureDaemon:
 
     def process_one_batch(self, timeout_s: float = 0.2) -> int:
         """Read and record what is ready; returns the number of datagrams handled."""
-        batch = self._read(timeout_s)
-        if batch:
-            self.recorder.feed(batch)
+        handled = self._read_routed(timeout_s)
+        if handled is None:
+            batch = self._read(timeout_s)
+            handled = len(batch)
+            if batch:
+                self.recorder.feed(batch)
+        if handled:
             self.recorder.flush()  # the calls this read ended, committed together
         now = self.clock()
         if now >= self._next_expire:
@@ -112,7 +130,22 @@ class CaptureDaemon:
         if now >= self._next_sample:
             self.write_sample(now)
             self._next_sample = now + self.sample_seconds * SECOND
-        return len(batch)
+        return handled
+
+    def _read_routed(self, timeout_s: float) -> int | None:
+        """A single source that decodes lazily (`RoutedSource`, the live interface) is fed
+        to the recorder as it is decoded, with the tracker's media routes: RTP of known
+        flows goes to its stream without a `Datagram`. Returns the datagrams handled, or
+        None when this daemon reads in batches (several sources, or another kind)."""
+        feeds = self.feeds
+        source = feeds[0].source
+        routes = getattr(self.recorder.tracker, "media_routes", None)
+        if len(feeds) != 1 or routes is None or not isinstance(source, RoutedSource):
+            return None
+        counters = source.counters
+        before = counters.datagrams
+        self.recorder.feed(source.read_routed(timeout_s, routes))
+        return counters.datagrams - before
 
     def _read(self, timeout_s: float) -> list[Datagram]:
         """What the sources have; waits (shared out between them) only when none has any."""
