@@ -12,11 +12,12 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import itertools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
 from callscope.analytics import kpis, orgindex
 from callscope.analytics.conversations import Flow
@@ -50,18 +51,25 @@ class Filters:
         return self.info or orgindex.current_index().info
 
 
+#: PostgreSQL connections (the driver's) on which `_read` has turned parallel workers off
+_SERIAL: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def _read(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """The rows of one panel query. On PostgreSQL without parallel workers: a panel reads a
     few thousand rollup rows in about a millisecond, and starting workers cost 5-40 ms on
-    this 2-core machine (the planner picked them for the matrix's two index ranges)."""
+    this 2-core machine (the planner picked them for the matrix's two index ranges). The
+    setting is made once per connection (a dashboard runs a dozen panels; a transaction per
+    panel for ``SET LOCAL`` cost four round trips each), or for the current transaction
+    when the panel runs inside one (a rollback would undo a session-wide SET)."""
     rows: list[tuple[Any, ...]]
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        return rows
-    with transaction.atomic(), connection.cursor() as cursor:  # SET LOCAL needs a transaction
-        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            if connection.in_atomic_block:
+                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            elif connection.connection not in _SERIAL:
+                cursor.execute("SET max_parallel_workers_per_gather = 0")
+                _SERIAL.add(connection.connection)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return rows

@@ -77,8 +77,9 @@ def _fmt(value: float | None, kind: Any) -> Any:
     return _r(value, kind) if kind else (None if value is None else round(value))
 
 
-def summary_table(f: Filters) -> Table:
-    s = queries.summary(f)
+def summary_table(f: Filters, s: dict[str, Any] | None = None) -> Table:
+    """The key figures as a table (``s``: `queries.summary(f)` when the caller has it)."""
+    s = queries.summary(f) if s is None else s
     rows = [[str(label), _fmt(s[key], kind)] for key, label, kind in SUMMARY_ROWS]
     return Table(_("Key figures"), [_("Figure"), _("Value")], rows)
 

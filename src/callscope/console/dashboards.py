@@ -149,9 +149,10 @@ def _overview(f: queries.Filters) -> dict[str, Any]:
     summary = queries.summary(f)
     trend = queries.trend(f)
     mix = queries.mix(f)
+    peak = queries.peak_load(f)
     labels = dict(FLOWS)
     return {
-        "summary": tables.summary_table(f),
+        "summary": tables.summary_table(f, summary),
         "kpi": summary,
         "compare": tables.compare_table(f) if f.marker else None,
         "charts": {
@@ -172,8 +173,8 @@ def _overview(f: queries.Filters) -> dict[str, Any]:
             },
             "mix": {"labels": [str(labels.get(k, k)) for k in mix], "values": list(mix.values())},
             "peak": {
-                "x": [r["day"].isoformat() for r in queries.peak_load(f)],
-                "y": [r["peak"] for r in queries.peak_load(f)],
+                "x": [r["day"].isoformat() for r in peak],
+                "y": [r["peak"] for r in peak],
             },
         },
     }
