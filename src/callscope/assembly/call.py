@@ -26,7 +26,7 @@ from callscope.assembly.records import (
 from callscope.core import Datagram, Endpoint
 from callscope.protocol.dialog import InviteDialog, Role
 from callscope.protocol.errors import SipParseError
-from callscope.protocol.sdp import Direction, SessionDescription
+from callscope.protocol.sdp import Direction, MediaDescription, SessionDescription
 from callscope.protocol.sip import SipDefect, SipMessage
 from callscope.protocol.sipuri import NameAddr
 from callscope.protocol.telephone_event import DTMF_DIGITS, DetectedEvent, DigitDetector
@@ -40,6 +40,7 @@ _SENT_BY: Final = {
 _VALID_DIGITS: Final = frozenset(DTMF_DIGITS)
 # SIP INFO Signal= values some phones send as RFC 4733 event codes (10 = *, 11 = #)
 _EVENT_CODES: Final = {str(code): digit for code, digit in enumerate(DTMF_DIGITS)}
+_LADDER_DIRECTION: Final = {role: direction.contract for role, direction in _SENT_BY.items()}
 _HELD: Final = frozenset({Direction.SENDONLY, Direction.INACTIVE, Direction.RECVONLY})
 # RFC 3325 9.1, and the headers P-Asserted-Identity falls back to (see SipMessage)
 _ASSERTED: Final = frozenset({"p-asserted-identity", "p-preferred-identity", "remote-party-id"})
@@ -204,8 +205,7 @@ class Call:
         self, msg: SipMessage, dgram: Datagram, role: Role, sdp: SessionDescription | None
     ) -> None:
         """Add the message to the ladder once per hop (retransmissions left out)."""
-        # interned: one string per distinct label, not one per message kept in the ladder
-        label = msg.method or sys.intern(f"{msg.status_code} {msg.reason or ''}".rstrip())
+        label = msg.method or _response_label(msg.status_code, msg.reason)
         src, dst = dgram.src, dgram.dst
         key = (src.ip, src.port, dst.ip, dst.port, label, msg.cseq)
         if key in self._ladder_seen:
@@ -216,7 +216,7 @@ class Call:
         self._ladder_seen.add(key)
         self.ladder.append(
             LadderEntry(
-                dgram.at, _SENT_BY[role].contract, label, dgram.src, dgram.dst,
+                dgram.at, _LADDER_DIRECTION[role], label, dgram.src, dgram.dst,
                 sdp is not None, msg.method, msg.status_code, _sdp_detail(sdp),
             )
         )  # fmt: skip
@@ -384,17 +384,52 @@ def _ended_by(value: Role | str | None) -> str | None:
     return value
 
 
+def _response_label(code: int | None, reason: str | None) -> str:
+    """``180 Ringing``: one interned string per distinct label, not one per message kept
+    in the ladder, made once per code and reason."""
+    key = (code, reason)
+    label = _RESPONSE_LABELS.get(key)
+    if label is None:
+        label = sys.intern(f"{code} {reason or ''}".rstrip())
+        if len(_RESPONSE_LABELS) >= _MAX_REMEMBERED:
+            _RESPONSE_LABELS.clear()
+        if reason is None or len(reason) <= _MAX_REMEMBERED_TEXT:
+            _RESPONSE_LABELS[key] = label
+    return label
+
+
 def _sdp_detail(sdp: SessionDescription | None) -> str | None:
     """``SDP PCMA sendonly (hold)``: the first audio stream's codecs and direction."""
     if sdp is None:
         return None
     for media in sdp.media:
         if media.media == "audio":
-            codecs = [media.rtpmap[pt].encoding for pt in media.payload_types if pt in media.rtpmap]
-            voice = "/".join(c for c in codecs if c.lower() not in ("telephone-event", "cn"))
-            state = media.direction.value + (" (hold)" if media.direction in _HELD else "")
-            return sys.intern(" ".join(part for part in ("SDP", voice, state) if part))
+            # the codecs follow from the m= line and the attributes: a PBX repeats them
+            key = (media.proto, media.formats, media.attributes, media.direction)
+            detail = _SDP_DETAILS.get(key)
+            if detail is None:
+                detail = _audio_detail(media)
+                if len(_SDP_DETAILS) >= _MAX_REMEMBERED:
+                    _SDP_DETAILS.clear()
+                if sum(len(value or "") for _name, value in media.attributes) <= 4096:
+                    _SDP_DETAILS[key] = detail
+            return detail
     return "SDP"
+
+
+def _audio_detail(media: MediaDescription) -> str:
+    codecs = [media.rtpmap[pt].encoding for pt in media.payload_types if pt in media.rtpmap]
+    voice = "/".join(c for c in codecs if c.lower() not in ("telephone-event", "cn"))
+    state = media.direction.value + (" (hold)" if media.direction in _HELD else "")
+    return sys.intern(" ".join(part for part in ("SDP", voice, state) if part))
+
+
+# bounded tables of labels and SDP details already made (emptied when full; long texts,
+# as fuzzed input has, are made each time and not kept)
+_MAX_REMEMBERED: Final = 1024
+_MAX_REMEMBERED_TEXT: Final = 256
+_RESPONSE_LABELS: dict[tuple[int | None, str | None], str] = {}
+_SDP_DETAILS: dict[tuple[object, ...], str] = {}
 
 
 def _zrtp(sdp: SessionDescription) -> bool:
