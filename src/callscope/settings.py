@@ -68,8 +68,16 @@ SECRET_KEY_SETTING = declare(
     "CALLSCOPE_SECRET_KEY",
     str,
     "",
-    "Django secret key (sessions, CSRF, password reset tokens). Empty: generated once and "
-    "kept in DATA_DIR/secret_key (mode 0600).",
+    "Django secret key (sessions, CSRF, password reset tokens; the key sealing TOTP secrets "
+    "derives from it). Empty: generated once and kept in DATA_DIR/secret_key (mode 0600).",
+    secret=True,
+)
+SECRET_KEY_FALLBACKS_SETTING: Setting[tuple[str, ...]] = declare(
+    "CALLSCOPE_SECRET_KEY_FALLBACKS",
+    parse_list,
+    (),
+    "Former secret keys (comma separated), still accepted after the secret key was "
+    "replaced: sessions and sealed TOTP secrets made under them keep working until removed.",
     secret=True,
 )
 DEBUG_SETTING = declare(
@@ -340,6 +348,7 @@ def _generated_secret(filename: str, nbytes: int = 48) -> str:
 
 
 SECRET_KEY = SECRET_KEY_SETTING.read() or _generated_secret("secret_key")
+SECRET_KEY_FALLBACKS = list(SECRET_KEY_FALLBACKS_SETTING.read())
 AUDIO_MASTER_KEY: bytes = AUDIO_MASTER_KEY_SETTING.read() or bytes.fromhex(
     _generated_secret("audio_master_key", nbytes=32)
 )

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from callscope.accounts import totp
+from callscope.accounts import sealing, totp
 from callscope.accounts.actions import do_set_policy
 from callscope.accounts.models import AccountPolicy, PasswordHistory, Role, User
 from callscope.store.models import AuditEntry
@@ -121,7 +121,8 @@ def test_totp_required_by_the_manager_is_enrolled_then_verified(operator, manage
     assert response.status_code == 302
     assert client.get(reverse("console:home")).status_code == 200
     operator.refresh_from_db()
-    assert operator.totp_secret == secret and operator.totp_confirmed_at is not None
+    assert operator.totp_key() == secret and operator.totp_confirmed_at is not None
+    assert sealing.is_sealed(operator.totp_secret) and secret not in operator.totp_secret
     assert "totp_enrol" in audit_actions()
     failed = AuditEntry.objects.get(action="login_failed")
     assert failed.detail["factor"] == "totp"
@@ -136,7 +137,7 @@ def test_totp_required_by_the_manager_is_enrolled_then_verified(operator, manage
 
 def test_a_code_is_accepted_once_and_within_one_step_of_drift(operator):
     secret = totp.new_secret()
-    operator.totp_secret = secret
+    operator.set_totp_key(secret)
     operator.save()
     now = timezone.now()
     early = now - dt.timedelta(seconds=30)
@@ -158,7 +159,7 @@ def test_totp_for_everyone_is_a_manager_setting(operator, manager):
 
 
 def test_wrong_codes_lock_the_account_like_wrong_passwords(operator, settings):
-    operator.totp_secret = totp.new_secret()
+    operator.set_totp_key(totp.new_secret())
     operator.totp_confirmed_at = timezone.now()
     operator.save()
     client = client_for(None, "10.7.7.7")
@@ -174,7 +175,7 @@ def test_wrong_codes_lock_the_account_like_wrong_passwords(operator, settings):
 
 
 def test_the_manager_resets_a_lost_second_factor(operator, manager):
-    operator.totp_secret = totp.new_secret()
+    operator.set_totp_key(totp.new_secret())
     operator.totp_confirmed_at = timezone.now()
     operator.save()
     admin = client_for(manager)

@@ -13,12 +13,17 @@ manager grants. Every change to these fields goes through a `do_*` action in
 from __future__ import annotations
 
 import enum
+import logging
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from callscope.accounts import sealing
+
+log = logging.getLogger(__name__)
 
 
 class Role(models.TextChoices):
@@ -43,7 +48,8 @@ class User(AbstractUser):
     can_listen = models.BooleanField(_("may listen to audio"), default=False)
     can_see_numbers = models.BooleanField(_("may see full phone numbers"), default=False)
     totp_required = models.BooleanField(_("second factor required"), default=False)
-    totp_secret = models.CharField(max_length=64, blank=True)
+    # sealed (callscope.accounts.sealing): read and set through totp_key / set_totp_key
+    totp_secret = models.CharField(max_length=160, blank=True)
     totp_confirmed_at = models.DateTimeField(null=True, blank=True)
     # RFC 6238 5.2: a code is accepted once; the last accepted time step is remembered.
     totp_last_step = models.BigIntegerField(null=True, blank=True)
@@ -55,6 +61,24 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.display_name or self.username
+
+    def _totp_context(self) -> str:
+        return f"user:{self.pk}:totp"
+
+    def totp_key(self) -> str:
+        """The TOTP secret in clear ("" when not enrolled, or when the key that sealed it is
+        no longer configured: then no code matches until the second factor is reset)."""
+        try:
+            return sealing.unseal(self.totp_secret, self._totp_context())
+        except sealing.SealError:
+            log.warning("TOTP secret of user %s cannot be opened", self.pk)
+            return ""
+
+    def set_totp_key(self, secret: str) -> None:
+        """Keep ``secret`` sealed (saved by the caller, with ``totp_secret``)."""
+        if secret and self.pk is None:
+            raise ValueError("a TOTP secret is sealed for a saved user")
+        self.totp_secret = sealing.seal(secret, self._totp_context())
 
     @property
     def is_manager(self) -> bool:

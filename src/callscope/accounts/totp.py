@@ -52,7 +52,7 @@ def matching_step(secret: str, code: str, *, at: dt.datetime, after: int | None)
 
 def verify_and_consume(user: User, code: str, *, at: dt.datetime, secret: str = "") -> bool:
     """Check a code for the user's (or a pending enrolment's) secret and mark its step used."""
-    step = matching_step(secret or user.totp_secret, code, at=at, after=user.totp_last_step)
+    step = matching_step(secret or user.totp_key(), code, at=at, after=user.totp_last_step)
     if step is None:
         return False
     updated = User.objects.filter(pk=user.pk)

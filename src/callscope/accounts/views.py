@@ -117,7 +117,7 @@ def _complete_login(
 ) -> HttpResponse:
     request.session.pop(PENDING_KEY, None)
     if enrolled:
-        user.totp_secret = pending["secret"]
+        user.set_totp_key(pending["secret"])
         user.totp_confirmed_at = timezone.now()
         user.save(update_fields=["totp_secret", "totp_confirmed_at"])
     auth_login(request, user, backend=pending["backend"])
@@ -143,7 +143,8 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
         if totp.verify_and_consume(
             user, form.cleaned_data["code"], at=timezone.now(), secret=secret
         ):
-            user.totp_secret, user.totp_confirmed_at = secret, timezone.now()
+            user.set_totp_key(secret)
+            user.totp_confirmed_at = timezone.now()
             user.save(update_fields=["totp_secret", "totp_confirmed_at"])
             request.session.pop("callscope_totp_secret", None)
             audit(request, "totp_enrol", target=f"user:{user.get_username()}")

@@ -29,16 +29,16 @@ registry (`src/callscope/settings.py`), and a test keeps the two identical.
 
 
 def render_default(value: object) -> str:
+    if value in ("", b"", ()):
+        return "(empty)"
     if isinstance(value, bytes):
-        return "(empty)" if not value else "(set)"
+        return "(set)"
     if isinstance(value, Path):
         return "`./var` (absolute)" if value.name == "var" else f"`{value}`"
     if isinstance(value, tuple):
         return "`" + ",".join(str(item) for item in value) + "`"
     if isinstance(value, bool):
         return "`true`" if value else "`false`"
-    if value == "":
-        return "(empty)"
     return f"`{value}`"
 
 
