@@ -33,6 +33,7 @@ from callscope.assembly.tracker import CallTracker, TrackerConfig
 from callscope.audio.packets import MediaPacket
 from callscope.audio.spool import FlushPolicy, SpoolWriter, done_path
 from callscope.core import Datagram
+from callscope.store.bulk import insert_new
 from callscope.store.calls import CallToSave, Placement, SavedCall, save_calls
 from callscope.store.masking import pseudonym
 from callscope.store.models import Call, Recording
@@ -271,7 +272,7 @@ class Recorder:
                 fresh.append(Recording(call=row.call, **values))
             else:
                 Recording.objects.update_or_create(call=row.call, defaults=values)
-        Recording.objects.bulk_create(fresh)
+        insert_new(fresh)
         return queued
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import transaction
 
+from callscope.store.bulk import insert_new
 from callscope.store.models import Call, Direction, OrgUnit, Recording, Stream
 
 
@@ -154,10 +155,10 @@ def save_calls(items: Sequence[CallToSave]) -> list[SavedCall]:
                 call.pk, call.imported_at = earlier.pk, earlier.imported_at
                 call.save(force_update=True)
                 updated.append(call)
-        Call.objects.bulk_create([c for c, p in zip(calls, previous, strict=True) if p is None])
+        insert_new([c for c, p in zip(calls, previous, strict=True) if p is None])
         if updated:
             Stream.objects.filter(call__in=updated).delete()
-        Stream.objects.bulk_create(
+        insert_new(
             [
                 stream
                 for item, call in zip(items, calls, strict=True)

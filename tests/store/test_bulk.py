@@ -1,0 +1,90 @@
+"""insert_new: the rows bulk_create writes, the keys set, plain new objects only."""
+
+import datetime as dt
+
+import pytest
+from django.db.models import F
+from django.utils import timezone
+
+from callscope.store.bulk import insert_new
+from callscope.store.models import Call, Recording, Stream
+
+START = dt.datetime(2026, 4, 1, 0, 15, 2, 123456, tzinfo=dt.UTC)
+
+
+def call(index: int, suffix: str) -> Call:
+    return Call(
+        call_id=f"{index}-{suffix}@pbx.example",
+        conversation_id=f"{index}@pbx.example",
+        source="hep",
+        caller_number="0781234567",
+        caller_display="神戸 太郎" if index % 2 else "",
+        started_at=START + dt.timedelta(seconds=index),
+        answered_at=None if index % 3 else START + dt.timedelta(seconds=index, microseconds=7),
+        result="answered",
+        final_code=200 if index % 3 == 0 else None,
+        talk_seconds=index / 7,
+        early_media=bool(index % 2),
+        record={"call_id": f"{index}", "nested": [1, None, {"ü": 2.5}]},
+        ladder=[{"label": "INVITE", "at": "2026-04-01T00:15:02.123456Z"}],
+    )
+
+
+def rows(model, ids):
+    found = list(model.objects.filter(id__in=ids).order_by("id").values())
+    for row in found:
+        for name in ("id", "imported_at", "created_at", "call_id"):
+            row.pop(name, None)
+    return found
+
+
+@pytest.mark.django_db
+def test_the_same_rows_as_bulk_create_across_batches():
+    made, inserted = [call(i, "a") for i in range(70)], [call(i, "b") for i in range(70)]
+    before = timezone.now()
+    Call.objects.bulk_create(made)
+    insert_new(inserted)
+    assert all(c.pk is not None and not c._state.adding for c in inserted)
+    assert len({c.pk for c in inserted}) == 70
+    assert rows(Call, [c.pk for c in made]) == rows(Call, [c.pk for c in inserted])
+    for obj in inserted:
+        stored = Call.objects.get(pk=obj.pk)
+        assert stored.call_id == obj.call_id and stored.imported_at == obj.imported_at
+        assert stored.imported_at >= before  # auto_now_add stamped, on the object too
+
+
+@pytest.mark.django_db
+def test_related_rows_take_the_new_keys():
+    parent = call(1, "p")
+    insert_new([parent])
+    streams = [
+        Stream(call=parent, direction="caller_to_callee", src="192.0.2.1:4000",
+               dst="192.0.2.2:5000", ssrcs=[1, 2], first_at=START, jitter_ms=1.5),
+        Stream(call=parent, direction="callee_to_caller", src="192.0.2.2:5000",
+               dst="192.0.2.1:4000"),
+    ]  # fmt: skip
+    insert_new(streams)
+    recording = Recording(call=parent, state=Recording.State.DONE, payload_types={"a": [1]})
+    insert_new([recording])
+    assert [s.direction for s in parent.streams.order_by("id")] == [
+        "caller_to_callee",
+        "callee_to_caller",
+    ]
+    stored = Recording.objects.get(call=parent)
+    assert stored.pk == recording.pk and stored.payload_types == {"a": [1]}
+    assert stored.wrapped_key is None and stored.created_at == recording.created_at
+
+
+@pytest.mark.django_db
+def test_objects_with_a_key_go_to_bulk_create_and_expressions_are_refused():
+    first = call(1, "k")
+    insert_new([first])
+    again = call(2, "k")
+    again.pk = first.pk + 1000
+    insert_new([again])
+    assert Call.objects.filter(pk=first.pk + 1000).exists()
+    odd = call(3, "k")
+    odd.final_code = F("final_code")  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        insert_new([odd])
+    insert_new([])
