@@ -163,8 +163,8 @@ class MediaStream:
         """One datagram of this flow (RTP, or RTCP multiplexed on it, RFC 5761 4).
 
         The hot path of the recorder. Nearly every packet of a call is voice of the SSRC and
-        payload type of the packet before it, with no CSRC, extension or padding (first
-        octet 0x80): once the call is answered, such a packet is accounted with the
+        payload type of the packet before it, with no CSRC, extension, padding (first octet
+        0x80) or marker bit: once the call is answered, such a packet is accounted with the
         statistics, clock rate and payload type kept from the packet before (`_hot_ssrc`:
         the general path sets them, or clears them when the packet was anything else).
         Payload types 72-76 (RTCP) never become the current payload type, so the RTCP check
@@ -172,16 +172,15 @@ class MediaStream:
         """
         if payload[0] == 0x80 and len(payload) >= 12:
             second, seq, timestamp, ssrc = _FIXED_HEADER(payload)
-            if ssrc == self._hot_ssrc and second & 0x7F == self._run_pt:
-                marker = second >= 0x80
-                self._hot_stats.receive(at, seq, timestamp, self._hot_clock, marker)  # type: ignore[union-attr]
+            if ssrc == self._hot_ssrc and second == self._run_pt:  # no marker bit
+                self._hot_stats.receive(at, seq, timestamp, self._hot_clock)  # type: ignore[union-attr]
                 self.last_at = at
                 self._run += 1
                 sink = self._sink
                 if sink is not None:
                     sink.write(
-                        self.owner.key, self.direction, at, ssrc, seq, timestamp,
-                        second & 0x7F, marker, payload[12:],
+                        self.owner.key, self.direction, at, ssrc, seq, timestamp, second,
+                        False, payload[12:],
                     )  # fmt: skip
                 return
         self._hot_ssrc = -1
