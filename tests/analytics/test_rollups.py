@@ -296,3 +296,24 @@ def test_hour_peaks_follow_a_leg_saved_longer_then_shorter(db):
     rebuild.rebuild()
     assert {r.hour: r.peak for r in LoadHour.objects.all()} == peaks
     assert load_snapshot() == minutes
+
+
+def test_apply_calls_together_equals_direct_aggregation(db):
+    """Legs of distinct conversations saved together, then applied in one block (as the
+    recorder does per read), give the rollups of direct aggregation."""
+    make_city()
+    legs = [
+        row_of(call_id=f"g{i}", conversation_id=f"g{i}", started_at=T0 + dt.timedelta(minutes=i),
+               ringing_at=None,
+               answered_at=None if i % 3 else T0 + dt.timedelta(minutes=i, seconds=7),
+               ended_at=T0 + dt.timedelta(minutes=i, seconds=90),
+               result="answered" if i % 3 == 0 else "no_answer", ended_by="caller",
+               caller_number=f"0901111{i % 5:04d}", callee_number="0783225111",
+               direction="inbound", callee_class="group", hold_seconds=None, transferred=False)
+        for i in range(40)
+    ]  # fmt: skip
+    rollups.apply_calls([(call, None) for call in save(legs)])
+    expected = direct()
+    same(rollup_snapshot(), expected[0])
+    assert matrix_snapshot() == expected[1]
+    assert load_snapshot() == expected[2]

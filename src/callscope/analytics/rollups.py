@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import connection, transaction
@@ -441,13 +441,23 @@ def apply_call(call: Call, *, replaced: Mapping[str, Any] | None = None) -> None
     save and apply legs one at a time. When the save replaced an earlier version of this
     leg that was applied, pass that version's `leg_values` as ``replaced``.
     """
+    apply_calls([(call, replaced)])
+
+
+def apply_calls(legs: Sequence[tuple[Call, Mapping[str, Any] | None]]) -> None:
+    """`apply_call` for each ``(call, replaced)`` in order, in one transaction block with one
+    cursor: a recorder applies the calls it saved together, and the block, cursor and index
+    lookup per call cost as much as a call's statements."""
+    if not legs:
+        return
     info = orgindex.current_index().info
     with transaction.atomic(savepoint=False):  # inside the ingest's transaction if any
         connection.ensure_connection()
         sqlite = connection.vendor == "sqlite"  # looked up once: the proxy is slow to reach
         cursor = _raw_cursor(connection.connection, sqlite)
         try:
-            _apply(cursor, call, info, replaced, sqlite)
+            for call, replaced in legs:
+                _apply(cursor, call, info, replaced, sqlite)
         finally:
             cursor.close()
 

@@ -239,9 +239,12 @@ class Recorder:
                 for record, contract in zip(records, contracts, strict=True)
             ]
         )
-        for row in saved:
-            replaced = rollups.leg_values(row.previous) if row.previous is not None else None
-            rollups.apply_call(row.call, replaced=replaced)
+        rollups.apply_calls(
+            [
+                (row.call, rollups.leg_values(row.previous) if row.previous is not None else None)
+                for row in saved
+            ]
+        )
         queued = self._queue_recordings(records, saved)
         return list(zip([row.call for row in saved], contracts, records, queued, strict=True))
 
