@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from callscope.store import audit
 from callscope.store.models import AuditEntry
@@ -43,3 +45,25 @@ def test_entries_appended_together_continue_the_chain_in_order():
     for entry in stored:
         assert entry.entry_hash == audit.chain_hash(entry.previous_hash, audit.entry_content(entry))
     assert audit.record_many([]) == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL commit setting")
+@pytest.mark.django_db(transaction=True)
+def test_page_views_commit_without_waiting_for_the_disk_and_changes_do():
+    def statements(**kwargs):
+        with CaptureQueriesContext(connection) as ctx:
+            audit.record_many([audit.Event("call_view", target="call:1")], **kwargs)
+        return [q["sql"] for q in ctx.captured_queries]
+
+    relaxed = "SET LOCAL synchronous_commit = off"
+    assert relaxed in statements(views=True)
+    assert relaxed not in statements()  # a change: the commit waits for the disk
+    with transaction.atomic():  # inside a caller's transaction: its commit, its rules
+        assert relaxed not in statements(views=True)
+    with connection.cursor() as cursor:  # LOCAL: the session's setting is untouched
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    stored = list(AuditEntry.objects.order_by("sequence"))
+    assert len(stored) == 3
+    for entry in stored:
+        assert entry.entry_hash == audit.chain_hash(entry.previous_hash, audit.entry_content(entry))

@@ -50,13 +50,16 @@ def audit(
     return audit_all(request, [audit_chain.Event(action, target, detail)])[0]
 
 
-def audit_all(request: HttpRequest, events: Iterable[audit_chain.Event | None]) -> list[AuditEntry]:
-    """Append the entries of one request together (one transaction); None items are skipped."""
+def audit_all(
+    request: HttpRequest, events: Iterable[audit_chain.Event | None], *, views: bool = False
+) -> list[AuditEntry]:
+    """Append the entries of one request together (one transaction); None items are skipped.
+    ``views``: they record pages looked at (`callscope.store.audit.record_many`)."""
     wanted = [event for event in events if event is not None]
     if not wanted:
         return []
     user = request.user if request.user.is_authenticated else None
-    return audit_chain.record_many(wanted, actor=user, address=client_address(request))
+    return audit_chain.record_many(wanted, actor=user, address=client_address(request), views=views)
 
 
 def require_role(request: HttpRequest, *roles: str) -> User:

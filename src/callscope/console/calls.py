@@ -189,6 +189,7 @@ def search(request: HttpRequest) -> HttpResponse:
                 Event("search", detail={"filters": _filters(form)}) if first_page else None,
                 numbers_shown(request, [f"call:{call.pk}" for call in page.rows]),
             ],
+            views=True,
         )
         context.update(
             searched=True,
@@ -366,6 +367,7 @@ def call_detail(request: HttpRequest, call_id: int) -> HttpResponse:
             Event("call_view", target=f"call:{call.pk}"),
             numbers_shown(request, [f"call:{c.pk}" for c in (call, *legs, *lists["related"])]),
         ],
+        views=True,
     )
     context = {
         "call": call,
