@@ -116,6 +116,8 @@ def test_totp_required_by_the_manager_is_enrolled_then_verified(operator, manage
     page = client.get(reverse("login_totp"))
     secret = page.context["secret"]
     assert "otpauth://totp/" in page.context["uri"]
+    assert secret not in repr(dict(client.session))  # the session row holds it sealed
+    assert client.get(reverse("login_totp")).context["secret"] == secret  # same key again
     assert client.post(reverse("login_totp"), {"code": "000000"}).status_code == 200
     response = client.post(reverse("login_totp"), {"code": totp_code(secret)})
     assert response.status_code == 302
@@ -190,6 +192,8 @@ def test_voluntary_enrolment_from_the_account_page(operator):
     client = client_for(operator)
     page = client.get(reverse("accounts:totp_setup"))
     secret = page.context["secret"]
+    assert secret not in repr(dict(client.session))  # the session row holds it sealed
+    assert client.get(reverse("accounts:totp_setup")).context["secret"] == secret
     response = client.post(reverse("accounts:totp_setup"), {"code": totp_code(secret)})
     assert response.status_code == 302
     operator.refresh_from_db()

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
-from callscope.accounts import sessions, totp
+from callscope.accounts import sealing, sessions, totp
 from callscope.accounts.access import audit, client_address
 from callscope.accounts.actions import do_create_manager
 from callscope.accounts.errors import ActionRefused
@@ -78,6 +78,26 @@ def _pending_user(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
     return user, pending
 
 
+#: session key of a voluntary enrolment's new TOTP key (sealed, as the pending log-in's)
+SETUP_KEY = "callscope_totp_secret"
+
+
+def _enrolment_key(session_value: object, user: User) -> str:
+    """The new TOTP key an enrolment keeps in the session, sealed (the session is a database
+    row; `callscope.accounts.sealing`): its clear text, or "" when there is none or it no
+    longer opens (then a new key is made)."""
+    if not isinstance(session_value, str):
+        return ""
+    try:
+        return sealing.unseal(session_value, f"user:{user.pk}:totp-enrolment")
+    except sealing.SealError:
+        return ""
+
+
+def _sealed_enrolment_key(secret: str, user: User) -> str:
+    return sealing.seal(secret, f"user:{user.pk}:totp-enrolment")
+
+
 def login_totp(request: HttpRequest) -> HttpResponse:
     """Second log-in step: a TOTP code (and enrolment, the first time)."""
     found = _pending_user(request)
@@ -86,8 +106,10 @@ def login_totp(request: HttpRequest) -> HttpResponse:
         return redirect("login")
     user, pending = found
     enrol = user.totp_confirmed_at is None
-    if enrol and not pending.get("secret"):
-        pending["secret"] = totp.new_secret()
+    new_key = _enrolment_key(pending.get("secret"), user) if enrol else ""
+    if enrol and not new_key:
+        new_key = totp.new_secret()
+        pending["secret"] = _sealed_enrolment_key(new_key, user)
         request.session[PENDING_KEY] = pending
     form = TotpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -98,26 +120,27 @@ def login_totp(request: HttpRequest) -> HttpResponse:
             request.axes_credentials = credentials  # type: ignore[attr-defined]
             return redirect("login")
         now = timezone.now()
-        secret = pending.get("secret", "") if enrol else ""
-        if totp.verify_and_consume(user, form.cleaned_data["code"], at=now, secret=secret):
-            return _complete_login(request, user, pending, enrolled=enrol)
+        if totp.verify_and_consume(user, form.cleaned_data["code"], at=now, secret=new_key):
+            return _complete_login(request, user, pending, new_key=new_key)
         user_login_failed.send(sender=__name__, credentials=credentials, request=request)
         form.add_error("code", _("The code is incorrect."))
         if getattr(request, "axes_locked_out", False):
             request.session.pop(PENDING_KEY, None)
     context: dict[str, Any] = {"form": form, "enrol": enrol}
     if enrol:
-        context["secret"] = pending["secret"]
-        context["uri"] = totp.provisioning_uri(user, pending["secret"])
+        context["secret"] = new_key
+        context["uri"] = totp.provisioning_uri(user, new_key)
     return render(request, "accounts/login_totp.html", context)
 
 
 def _complete_login(
-    request: HttpRequest, user: User, pending: dict[str, Any], *, enrolled: bool
+    request: HttpRequest, user: User, pending: dict[str, Any], *, new_key: str
 ) -> HttpResponse:
+    """Log the user in; ``new_key``: the TOTP key enrolled with this log-in, if any."""
+    enrolled = bool(new_key)
     request.session.pop(PENDING_KEY, None)
     if enrolled:
-        user.set_totp_key(pending["secret"])
+        user.set_totp_key(new_key)
         user.totp_confirmed_at = timezone.now()
         user.save(update_fields=["totp_secret", "totp_confirmed_at"])
     auth_login(request, user, backend=pending["backend"])
@@ -136,8 +159,10 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
     assert isinstance(user, User)
     if user.totp_confirmed_at is not None:
         return render(request, "accounts/totp_setup.html", {"enrolled": True})
-    secret = request.session.get("callscope_totp_secret") or totp.new_secret()
-    request.session["callscope_totp_secret"] = secret
+    secret = _enrolment_key(request.session.get(SETUP_KEY), user)
+    if not secret:
+        secret = totp.new_secret()
+        request.session[SETUP_KEY] = _sealed_enrolment_key(secret, user)
     form = TotpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if totp.verify_and_consume(
@@ -146,7 +171,7 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
             user.set_totp_key(secret)
             user.totp_confirmed_at = timezone.now()
             user.save(update_fields=["totp_secret", "totp_confirmed_at"])
-            request.session.pop("callscope_totp_secret", None)
+            request.session.pop(SETUP_KEY, None)
             audit(request, "totp_enrol", target=f"user:{user.get_username()}")
             messages.success(request, _("The second factor is now active."))
             return redirect("accounts:totp_setup")
