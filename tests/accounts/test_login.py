@@ -119,7 +119,8 @@ def test_totp_required_by_the_manager_is_enrolled_then_verified(operator, manage
     assert secret not in repr(dict(client.session))  # the session row holds it sealed
     assert client.get(reverse("login_totp")).context["secret"] == secret  # same key again
     assert client.post(reverse("login_totp"), {"code": "000000"}).status_code == 200
-    response = client.post(reverse("login_totp"), {"code": totp_code(secret)})
+    used = totp_code(secret)
+    response = client.post(reverse("login_totp"), {"code": used})
     assert response.status_code == 302
     assert client.get(reverse("console:home")).status_code == 200
     operator.refresh_from_db()
@@ -129,10 +130,11 @@ def test_totp_required_by_the_manager_is_enrolled_then_verified(operator, manage
     failed = AuditEntry.objects.get(action="login_failed")
     assert failed.detail["factor"] == "totp"
 
-    # next log-in: the code is asked, and a code already used is refused (RFC 6238 5.2)
+    # next log-in: the code is asked, and the code already used is refused (RFC 6238 5.2);
+    # the very code, not one made again: a new 30 s step may have begun since
     again = client_for(None)
     assert post_login(again, "hojo")["Location"] == reverse("login_totp")
-    response = again.post(reverse("login_totp"), {"code": totp_code(secret)})
+    response = again.post(reverse("login_totp"), {"code": used})
     assert response.status_code == 200
     assert "コードが正しくありません" in response.content.decode()
 

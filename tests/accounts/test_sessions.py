@@ -197,9 +197,9 @@ def test_short_idle_timeouts_slide_in_tenths(operator, settings):
     store = SessionStore()
     store["x"] = 1
     store.save()
-    now = timezone.now()
-    assert not store.slide_due(now + dt.timedelta(seconds=1))
-    assert store.slide_due(now + dt.timedelta(seconds=3))  # more than 2 s (a tenth) behind
+    saved = store.stored_expiry - dt.timedelta(seconds=20)  # when the row was written
+    assert not store.slide_due(saved + dt.timedelta(seconds=1.9))
+    assert store.slide_due(saved + dt.timedelta(seconds=2.1))  # over 2 s (a tenth) behind
     loaded = SessionStore(store.session_key)
     assert loaded.get("x") == 1 and loaded.stored_expiry == store.stored_expiry
     assert not SessionStore("nonexistent-key-000000000000000").slide_due()
