@@ -233,3 +233,23 @@ def test_command_import_and_export(db, tmp_path, capsys):
         call_command("directory", "import", str(bad))
     assert str(err.value) == "1 error(s): nothing was imported"
     assert "2行目 valid_to: 終了日が開始日より前です" in capsys.readouterr().err
+
+
+def test_command_check_changes_nothing_and_lists_the_same_errors(db, tmp_path, capsys):
+    good = tmp_path / "city.csv"
+    good.write_text(CITY, encoding="utf-8")
+    call_command("directory", "import", "--check", str(good))
+    assert "OK: 5 units" in capsys.readouterr().out
+    assert OrgUnit.objects.count() == 0 and not AuditEntry.objects.exists()
+    for content in (
+        (HEADER + "unit,A,局,bureau,,,,,2024-04-01,2023-01-01\n").encode(),
+        b"\xff\xfe\xfa",  # not a text encoding the import accepts
+    ):
+        bad = tmp_path / "bad.csv"
+        bad.write_bytes(content)
+        with pytest.raises(CommandError) as err:
+            call_command("directory", "import", "--check", str(bad))
+        assert str(err.value) == "1 error(s): nothing was imported"
+        assert [e.describe() for e in directory.check_directory(content).errors] == [
+            line for line in capsys.readouterr().err.splitlines() if line
+        ]

@@ -40,12 +40,8 @@ class Command(BaseCommand):
             raise CommandError("no such file")
         data = path.read_bytes()
         if options["check"]:
-            text = directory.decode(data)
-            parsed = directory.parse(text or "")
-            if text is not None:
-                directory.validate(parsed)
-            errors = parsed.errors if text is not None else [directory.RowError(1, "", "encoding")]
-            self._fail_on(errors)
+            parsed = directory.check_directory(data)  # the checks the import makes
+            self._fail_on(parsed.errors)
             self.stdout.write(
                 f"OK: {len(parsed.units)} units, {len(parsed.numbers)} numbers (nothing changed)"
             )
