@@ -53,6 +53,7 @@ def test_serve_gives_the_japanese_login_page_and_static_files(tmp_path):
         out, err = server.communicate(timeout=30)
     assert b"one-time password" in out
     assert b"gunicorn" in err.lower() or b"Booting worker" in err
+    assert b"Control socket" not in err  # no run-time control socket (webserver.py)
     # one line per request, with the server's milliseconds; never the query string (numbers)
     lines = access_log.read_text().splitlines()
     login_lines = [line for line in lines if '"GET /accounts/login/"' in line]

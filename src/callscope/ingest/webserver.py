@@ -40,6 +40,11 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        # gunicorn 25+ opens a control socket (~/.gunicorn/gunicorn.ctl) to resize or stop
+        # the server at run time: one more way in, and one path every instance on the
+        # machine would share. `callscope serve` is managed as a whole; no socket.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Any:
         # Imported here, after collectstatic: WhiteNoise indexes STATIC_ROOT when the
