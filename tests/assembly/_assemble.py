@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,20 @@ from callscope.assembly.records import CallRecord
 from callscope.assembly.tracker import CallTracker
 from callscope.capture.hep_unwrap import unwrap_hep
 from callscope.capture.source import read_file
+
+
+@dataclass
+class WriteLog:
+    """A media sink that keeps every write and call close, in order (to compare two runs)."""
+
+    writes: list[tuple[object, ...]] = field(default_factory=list)
+
+    def write(self, *args: object) -> None:
+        self.writes.append(args)
+
+    def close_call(self, call_key: int) -> None:
+        self.writes.append(("close", call_key))
+
 
 SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "call-record.schema.json"
 

@@ -20,6 +20,7 @@ from callscope.assembly.media import MediaStream
 from callscope.core import Endpoint
 from callscope.protocol.rtp_stats import StreamStats
 from callscope.protocol.telephone_event import DetectedEvent, DigitDetector
+from tests.assembly._assemble import WriteLog
 
 MS = 1_000_000
 SRC, DST = Endpoint("10.0.0.1", 4000), Endpoint("10.0.0.2", 6000)
@@ -49,17 +50,6 @@ class Owner:
         self.encrypted.append(how)
 
 
-@dataclass
-class Sink:
-    writes: list[tuple[object, ...]] = field(default_factory=list)
-
-    def write(self, *args: object) -> None:
-        self.writes.append(args)
-
-    def close_call(self, call_key: int) -> None:
-        self.writes.append(("close", call_key))
-
-
 def _packet(first: int, second: int, seq: int, ts: int, ssrc: int, body: bytes) -> bytes:
     header = struct.pack("!BBHII", first, second, seq, ts, ssrc)
     if first & 0x0F:  # CSRCs
@@ -75,7 +65,7 @@ _kinds = st.sampled_from(
 )  # fmt: skip
 
 
-def _stream(owner: Owner, sink: Sink, *, trusted: bool) -> MediaStream:
+def _stream(owner: Owner, sink: WriteLog, *, trusted: bool) -> MediaStream:
     stream = MediaStream(owner, StreamDirection.CALLER_TO_CALLEE, "audio", SRC, DST, sink=sink)
     stream.update_payload_map(PAYLOAD_MAP)
     stream.trusted = trusted
@@ -95,7 +85,7 @@ def _stats(stats: StreamStats) -> dict[str, object]:
 def test_usual_packet_path_equals_general_path(
     runs: list[tuple[str, int, int]], trusted: bool, answered: bool
 ) -> None:
-    owners, sinks = (Owner(answered=answered), Owner(answered=answered)), (Sink(), Sink())
+    owners, sinks = (Owner(answered=answered), Owner(answered=answered)), (WriteLog(), WriteLog())
     streams = [_stream(owners[i], sinks[i], trusted=trusted) for i in (0, 1)]
     at, seq, ts, ssrc = 0, 100, 1000, 0xA
     steps = [(kind, gap) for kind, gap, repeat in runs for _ in range(repeat)]

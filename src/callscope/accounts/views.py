@@ -89,13 +89,17 @@ def _enrolment_key(session_value: object, user: User) -> str:
     if not isinstance(session_value, str):
         return ""
     try:
-        return sealing.unseal(session_value, f"user:{user.pk}:totp-enrolment")
+        return sealing.unseal(session_value, _enrolment_context(user))
     except sealing.SealError:
         return ""
 
 
 def _sealed_enrolment_key(secret: str, user: User) -> str:
-    return sealing.seal(secret, f"user:{user.pk}:totp-enrolment")
+    return sealing.seal(secret, _enrolment_context(user))
+
+
+def _enrolment_context(user: User) -> str:
+    return f"user:{user.pk}:totp-enrolment"
 
 
 def login_totp(request: HttpRequest) -> HttpResponse:

@@ -122,8 +122,7 @@ def record_many(
         at = timezone.now()
         for event in events:
             sequence += 1
-            detail = json.loads(json.dumps(event.detail or {}, default=str))  # as stored
-            content = canonical(
+            entry = AuditEntry(
                 sequence=sequence,
                 at=at,
                 actor_id=actor_id,
@@ -131,20 +130,11 @@ def record_many(
                 address=address,
                 action=event.action,
                 target=event.target,
-                detail=detail,
-            )
-            entry = AuditEntry.objects.create(
-                sequence=sequence,
-                at=at,
-                actor_id=actor_id,
-                actor_name=actor_name,
-                address=address,
-                action=event.action,
-                target=event.target,
-                detail=detail,
+                detail=json.loads(json.dumps(event.detail or {}, default=str)),  # as stored
                 previous_hash=previous,
-                entry_hash=chain_hash(previous, content),
             )
+            entry.entry_hash = chain_hash(previous, entry_content(entry))
+            entry.save(force_insert=True)
             previous = entry.entry_hash
             entries.append(entry)
     for entry in entries:
