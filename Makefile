@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test setup system-deps lint clean
 
-$(STAMP): pyproject.toml scripts/setup-venv.sh
+# the compiled twins (setup.py) are built by the install: rebuild when their sources change
+COMPILED := setup.py $(wildcard src/callscope/*/*.pyx src/callscope/*/*.pxd)
+
+$(STAMP): pyproject.toml scripts/setup-venv.sh $(COMPILED)
 	PYTHON=$(PYTHON) bash scripts/setup-venv.sh $(VENV)
 	touch $(STAMP)
 

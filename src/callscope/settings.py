@@ -136,6 +136,13 @@ LOG_LEVEL_SETTING = declare(
     "info",
     "Log level of callscope's own loggers.",
 )
+PURE_PYTHON_SETTING = declare(
+    "CALLSCOPE_PURE_PYTHON",
+    parse_bool,
+    False,
+    "Run the Python code of the per-packet paths instead of their compiled twins (to compare "
+    "the two, or to rule the compiled code out); slower. Read by callscope.core.compiled.",
+)
 LOG_FORMAT_SETTING = declare(
     "CALLSCOPE_LOG_FORMAT",
     parse_choice("auto", "json", "text"),

@@ -10,11 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callscope.core.compiled import compiled_module
 from callscope.protocol.rtp import looks_like_rtp, parse_rtp_header
-from callscope.protocol.rtp_stats import StreamReport, StreamStats
+from callscope.protocol.rtp_stats import PythonStreamStats, StreamReport, StreamStats
 from tests.protocol._hep_pcap import read_udp
 
 MS = 1_000_000  # ns
+
+_compiled = compiled_module("callscope.protocol._rtpfast")
+#: the Python class and its compiled twin (where built): every figure test runs on both
+IMPLEMENTATIONS = [PythonStreamStats] + ([_compiled.StreamStats] if _compiled else [])
+_IDS = ["python", "compiled"][: len(IMPLEMENTATIONS)]
+both = pytest.mark.parametrize("stats_class", IMPLEMENTATIONS, ids=_IDS)
 
 # Every capture with RTP streams in its tshark ground truth (folder/file as under testdata).
 RTP_CAPTURES = [
@@ -95,7 +102,10 @@ def test_every_ground_truth_with_rtp_is_checked(testdata: Path) -> None:
 
 
 @pytest.mark.parametrize("capture", RTP_CAPTURES)
-def test_matches_tshark_rtp_streams(testdata: Path, capture: str) -> None:
+@both
+def test_matches_tshark_rtp_streams(
+    testdata: Path, capture: str, stats_class: type[StreamStats]
+) -> None:
     truth = [
         match
         for line in _ground_truth(testdata, capture).read_text().splitlines()
@@ -105,7 +115,7 @@ def test_matches_tshark_rtp_streams(testdata: Path, capture: str) -> None:
     streams = _streams(testdata / capture)
     for row in truth:
         key = (row["src"], int(row["sport"]), row["dst"], int(row["dport"]), int(row["ssrc"], 16))
-        stats = StreamStats()
+        stats = stats_class()
         for at, data in streams[key]:
             payload_type, sequence, timestamp, _, marker, _, _ = parse_rtp_header(data)
             stats.receive(
@@ -127,9 +137,12 @@ def test_matches_tshark_rtp_streams(testdata: Path, capture: str) -> None:
         assert report.max_jitter_ms == pytest.approx(float(row["max_jitter"]), abs=6e-4), label
 
 
-def test_sipp_end_copies_are_duplicates_not_negative_loss(testdata: Path) -> None:
+@both
+def test_sipp_end_copies_are_duplicates_not_negative_loss(
+    testdata: Path, stats_class: type[StreamStats]
+) -> None:
     (packets,) = _streams(testdata / "pcap/rtp-only/sipp_dtmf_2833_0.pcap").values()
-    stats = StreamStats()
+    stats = stats_class()
     for at, data in packets:
         _, sequence, timestamp, _, marker, _, _ = parse_rtp_header(data)
         stats.receive(at, sequence, timestamp, 0, marker=marker)
@@ -151,13 +164,15 @@ def _regular(count: int, first_sequence: int = 0, step_ms: int = 20) -> list[tup
     ]
 
 
-def test_empty() -> None:
-    report = StreamStats().report()
+@both
+def test_empty(stats_class: type[StreamStats]) -> None:
+    report = stats_class().report()
     assert report == StreamReport(0, 0, 0, 0, 0, 0, None, None, 0.0, 0.0, 0.0, 0.0)
 
 
-def test_sequence_wrap_without_loss() -> None:
-    stats = StreamStats()
+@both
+def test_sequence_wrap_without_loss(stats_class: type[StreamStats]) -> None:
+    stats = stats_class()
     _feed(stats, _regular(100, first_sequence=65500))
     assert (stats.packets, stats.expected, stats.lost) == (100, 100, 0)
     assert stats.extended_highest_sequence == (1 << 16) + (65500 + 99 - 65536)
@@ -166,36 +181,40 @@ def test_sequence_wrap_without_loss() -> None:
     assert (stats.first_at, stats.last_at) == (0, 99 * 20 * MS)
 
 
-def test_loss_duplicates_and_reordering() -> None:
+@both
+def test_loss_duplicates_and_reordering(stats_class: type[StreamStats]) -> None:
     packets = _regular(20)
     del packets[5:8]  # 3 lost
     packets.insert(10, packets[9])  # a duplicate
     packets[12], packets[13] = packets[13], packets[12]  # a late packet
-    stats = StreamStats()
+    stats = stats_class()
     _feed(stats, packets)
     assert (stats.packets, stats.expected, stats.lost) == (18, 20, 3)
     assert (stats.duplicates, stats.reordered, stats.sequence_resets) == (1, 1, 0)
 
 
-def test_timestamp_wrap_keeps_jitter_zero() -> None:
-    stats = StreamStats()
+@both
+def test_timestamp_wrap_keeps_jitter_zero(stats_class: type[StreamStats]) -> None:
+    stats = stats_class()
     for n in range(50):
         stats.receive(n * 20 * MS, n, (0xFFFFFF00 + 160 * n) & 0xFFFFFFFF, 8000)
     assert stats.jitter_ms == 0.0
     assert stats.max_jitter_ms == 0.0
 
 
-def test_sequence_restart_is_a_new_run() -> None:
+@both
+def test_sequence_restart_is_a_new_run(stats_class: type[StreamStats]) -> None:
     # RFC 3550 A.1: a big jump followed by its successor means the sender restarted
-    stats = StreamStats()
+    stats = stats_class()
     packets = _regular(10) + [(at + 200 * MS, seq + 30000, ts) for at, seq, ts in _regular(10)]
     _feed(stats, packets)
     assert stats.sequence_resets == 1
     assert (stats.packets, stats.expected, stats.lost) == (20, 20, 0)
 
 
-def test_a_single_stray_jump_is_not_a_restart() -> None:
-    stats = StreamStats()
+@both
+def test_a_single_stray_jump_is_not_a_restart(stats_class: type[StreamStats]) -> None:
+    stats = stats_class()
     packets = _regular(20)
     packets.insert(10, (packets[9][0] + MS, 40000, packets[9][2]))
     _feed(stats, packets)
@@ -203,8 +222,9 @@ def test_a_single_stray_jump_is_not_a_restart() -> None:
     assert (stats.packets, stats.expected, stats.lost) == (21, 20, 0)
 
 
-def test_jitter_follows_rfc3550_a8() -> None:
-    stats = StreamStats()
+@both
+def test_jitter_follows_rfc3550_a8(stats_class: type[StreamStats]) -> None:
+    stats = stats_class()
     model = 0.0  # J += (|D| - J) / 16, in ms, as a float reference
     for n in range(200):
         offset = 3 * MS if n % 2 else 0  # every other packet 3 ms late
@@ -216,16 +236,18 @@ def test_jitter_follows_rfc3550_a8() -> None:
     assert stats.max_jitter_ms == pytest.approx(model, abs=1e-6)
 
 
-def test_jitter_at_48khz_is_in_its_own_units() -> None:
-    stats = StreamStats()
+@both
+def test_jitter_at_48khz_is_in_its_own_units(stats_class: type[StreamStats]) -> None:
+    stats = stats_class()
     for n in range(400):
         stats.receive(n * 20 * MS + (MS if n % 2 else 0), n, n * 960, 48000)
     assert stats.jitter_ms == pytest.approx(1.0, abs=1e-6)
     assert stats.jitter == 48
 
 
-def test_marker_and_comfort_noise_do_not_count_as_gaps() -> None:
-    stats = StreamStats()
+@both
+def test_marker_and_comfort_noise_do_not_count_as_gaps(stats_class: type[StreamStats]) -> None:
+    stats = stats_class()
     _feed(stats, _regular(10))
     # silence suppression: 2 s gap, then a talkspurt starts with the marker bit
     stats.receive(2 * 1000 * MS, 10, 16000, 8000, marker=True)
@@ -239,8 +261,9 @@ def test_marker_and_comfort_noise_do_not_count_as_gaps() -> None:
     assert stats.max_delta_ms == 1000.0
 
 
-def test_events_do_not_move_jitter() -> None:
-    stats = StreamStats()
+@both
+def test_events_do_not_move_jitter(stats_class: type[StreamStats]) -> None:
+    stats = stats_class()
     for n in range(10):
         stats.receive(n * 20 * MS, n, 4000, 0)  # RFC 4733: timestamp stays at the start
     assert stats.jitter_ms == 0.0
@@ -260,9 +283,12 @@ _steps = st.lists(
 )
 
 
-@given(_steps)
-def test_fuzz_invariants(steps: list[tuple[int, int, int, int, bool, bool]]) -> None:
-    stats = StreamStats()
+@both
+@given(steps=_steps)
+def test_fuzz_invariants(
+    steps: list[tuple[int, int, int, int, bool, bool]], stats_class: type[StreamStats]
+) -> None:
+    stats = stats_class()
     at = 0
     for gap, sequence, timestamp, clock, marker, comfort_noise in steps:
         at += gap
@@ -276,7 +302,7 @@ def test_fuzz_invariants(steps: list[tuple[int, int, int, int, bool, bool]]) -> 
     assert 0.0 <= report.max_delta_ms <= 100.0
 
 
-class _Reference(StreamStats):
+class _Reference(PythonStreamStats):
     """`StreamStats.receive` as written before the usual case was inlined: `_timing` for
     every packet after the first."""
 
@@ -307,7 +333,7 @@ class _Reference(StreamStats):
 
 
 def _state(stats: StreamStats) -> dict[str, object]:
-    return {name: getattr(stats, name) for name in StreamStats.__slots__}
+    return {name: getattr(stats, name) for name in PythonStreamStats.__slots__}
 
 
 # steps mostly in order (the inline case), with jumps, steps back, repeats and restarts
@@ -333,7 +359,7 @@ def test_inline_usual_case_equals_the_reference(
     steps: list[tuple[int, int, int, int, bool, bool]],
 ) -> None:
     # every figure, floats included, bit for bit after every packet
-    fast, reference = StreamStats(), _Reference()
+    fast, reference = PythonStreamStats(), _Reference()
     at, sequence, timestamp = 0, 65_000, 0xFFFF_F000
     for gap, sequence_step, timestamp_step, clock, marker, comfort_noise in steps:
         at += gap
@@ -343,3 +369,53 @@ def test_inline_usual_case_equals_the_reference(
         reference.receive(at, sequence, timestamp, clock, marker, comfort_noise)
         assert _state(fast) == _state(reference)
     assert fast.report() == reference.report()
+
+
+def _figures(stats: StreamStats) -> tuple[object, ...]:
+    return (
+        stats.report(),
+        stats.jitter,
+        stats.extended_highest_sequence,
+        stats.max_delta,
+        stats.reordered,
+        stats.sequence_resets,
+    )
+
+
+@pytest.mark.skipif(_compiled is None, reason="the compiled twin is not built")
+@given(
+    st.lists(
+        st.tuples(
+            # gaps up to days (a held call) and back in time (merged interfaces)
+            st.one_of(st.integers(0, 60 * MS), st.integers(-(10**12), 3 * 86_400 * 10**9)),
+            _sequence_steps,
+            st.one_of(st.integers(-400, 2000), st.integers(0, 0xFFFFFFFF)),
+            st.sampled_from([0, 1, 8000, 16000, 48000, 90000, 2**32]),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=80,
+    ),
+    st.integers(0, 2**62),
+)
+def test_compiled_twin_equals_the_python_class(
+    steps: list[tuple[int, int, int, int, bool, bool]], start: int
+) -> None:
+    # every figure, floats included, bit for bit after every packet
+    compiled, python = IMPLEMENTATIONS[1](), PythonStreamStats()
+    at, sequence, timestamp = start, 65_000, 0xFFFF_F000
+    for gap, sequence_step, timestamp_step, clock, marker, comfort_noise in steps:
+        at = max(0, at + gap)
+        sequence = (sequence + sequence_step) & 0xFFFF
+        timestamp = (timestamp + timestamp_step) & 0xFFFFFFFF
+        compiled.receive(at, sequence, timestamp, clock, marker, comfort_noise)
+        python.receive(at, sequence, timestamp, clock, marker, comfort_noise)
+        assert _figures(compiled) == _figures(python)
+
+
+@pytest.mark.skipif(_compiled is None, reason="the compiled twin is not built")
+def test_compiled_twin_clips_what_no_packet_carries() -> None:
+    stats = IMPLEMENTATIONS[1]()
+    stats.receive(2**70, 70_000, 2**40, 10**30)  # no crash: clipped to the fields' ranges
+    stats.receive(-(2**70), 1, 1, -5)
+    assert stats.packets == 2

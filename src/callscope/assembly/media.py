@@ -18,13 +18,13 @@ SDP may carry stray packets, so a new SSRC on it is held until a second packet i
 confirms it; the held packets are then counted and written, so the first packets of a real
 stream are never lost. A flow matching the SDP of both parties is trusted at once.
 
-The hot path uses one `struct` read (a tuple, no object per packet) for the usual packet, and
-`parse_rtp_header` plus dict lookups for the others (see `MediaStream.receive`).
+The usual packet (voice of the SSRC and payload type of the packet before) is accounted by
+`RtpReceiver.receive`, compiled where it is built; the others take `parse_rtp_header` plus
+dict lookups (see `MediaStream._general`).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from typing import Final, Protocol
 
@@ -34,6 +34,7 @@ from callscope.core import Endpoint
 from callscope.protocol.errors import RtpParseError
 from callscope.protocol.rtcp import looks_like_srtcp
 from callscope.protocol.rtp import parse_rtp_header
+from callscope.protocol.rtp_receiver import RtpReceiver
 from callscope.protocol.rtp_stats import StreamStats
 from callscope.protocol.sdpfields import STATIC_PAYLOAD_TYPES
 from callscope.protocol.telephone_event import DetectedEvent, DigitDetector
@@ -50,9 +51,6 @@ _KNOWN_UPPER: Final = frozenset(f.encoding.upper() for f in STATIC_PAYLOAD_TYPES
 _KNOWN_OTHER: Final = {"OPUS": "opus", "TELEPHONE-EVENT": "telephone-event", "SILK": "SILK"}
 _PENDING_SSRCS = 8  # SSRCs on probation per stream (stray packets cannot grow it)
 _VOICE, _EVENT, _CN = 0, 1, 2  # what a payload type carries
-# RFC 3550 5.1: M/PT, sequence number, timestamp, SSRC after the first octet
-_FIXED_HEADER = struct.Struct("!xBHII").unpack_from
-
 #: one RTP packet as parsed by `parse_rtp_header`
 Header = tuple[int, int, int, int, bool, int, int]
 
@@ -77,27 +75,22 @@ class MediaOwner(Protocol):
         """The call's media turned out to be encrypted (``how``: srtp, zrtp)."""
 
 
-class MediaStream:
-    """One paired RTP flow: (call, direction, source, destination); see the module docs."""
+class MediaStream(RtpReceiver):
+    """One paired RTP flow: (call, direction, source, destination); see the module docs.
+
+    The usual packet is accounted by `RtpReceiver.receive` (compiled where it is built);
+    `_general` takes every other packet and sets the hot state for the next ones.
+    """
 
     __slots__ = (
         "_answered",
         "_default_clock",
-        "_hot_clock",
-        "_hot_ssrc",
-        "_hot_stats",
         "_pending",
         "_pt_counts",
         "_pt_info",
-        "_run",
-        "_run_pt",
-        "_sink",
-        "direction",
         "dst",
         "early",
-        "last_at",
         "media",
-        "owner",
         "payload_map",
         "rtcp_packets",
         "src",
@@ -133,9 +126,9 @@ class MediaStream:
         self._run = 0
         self._answered = False  # the owner was answered (no more early-media checks)
         # the usual packet, after the answer: voice of the last SSRC and payload type seen
-        # (see `receive`); -1 when the last packet took the general path in another way
+        # (see `RtpReceiver`); -1 when the last packet took the general path in another way
         self._hot_ssrc = -1
-        self._hot_stats: StreamStats | None = None
+        self._hot_stats = None
         self._hot_clock = 0
         self._default_clock = DEFAULT_CLOCK.get(media, 8000)
         self._sink = sink if media == "audio" else None
@@ -159,30 +152,15 @@ class MediaStream:
 
     # -- per packet -------------------------------------------------------------------------
 
-    def receive(self, at: int, payload: bytes) -> None:  # noqa: PLR0912
-        """One datagram of this flow (RTP, or RTCP multiplexed on it, RFC 5761 4).
+    def _general(self, at: int, payload: bytes) -> None:
+        """A datagram of this flow that is not the usual packet (`RtpReceiver.receive`):
+        RTP, or RTCP multiplexed on it (RFC 5761 4).
 
-        The hot path of the recorder. Nearly every packet of a call is voice of the SSRC and
-        payload type of the packet before it, with no CSRC, extension, padding (first octet
-        0x80) or marker bit: once the call is answered, such a packet is accounted with the
-        statistics, clock rate and payload type kept from the packet before (`_hot_ssrc`:
-        the general path sets them, or clears them when the packet was anything else).
-        Payload types 72-76 (RTCP) never become the current payload type, so the RTCP check
-        is not needed there.
+        Once the call is answered, a voice packet makes its SSRC, payload type and
+        statistics the hot state (`_hot_ssrc`); any other packet clears it. Payload types
+        72-76 (RTCP) never become the current payload type, so the usual packet needs no
+        RTCP check.
         """
-        if payload[0] == 0x80 and len(payload) >= 12:
-            second, seq, timestamp, ssrc = _FIXED_HEADER(payload)
-            if ssrc == self._hot_ssrc and second == self._run_pt:  # no marker bit
-                self._hot_stats.receive(at, seq, timestamp, self._hot_clock)  # type: ignore[union-attr]
-                self.last_at = at
-                self._run += 1
-                sink = self._sink
-                if sink is not None:
-                    sink.write(
-                        self.owner.key, self.direction, at, ssrc, seq, timestamp, second,
-                        False, payload[12:],
-                    )  # fmt: skip
-                return
         self._hot_ssrc = -1
         if 72 <= payload[1] & 0x7F <= 76:
             self.rtcp(at, payload)

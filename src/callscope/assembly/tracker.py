@@ -397,7 +397,9 @@ class CallTracker:
         self._flows[key] = flow
         raw = _raw_key(key)
         if raw is not None:
-            self.media_routes.flows[raw] = flow.receive
+            # a stream is its own receiver: the compiled capture scanner then accounts its
+            # usual packet without a Python call (callscope.capture._pcapscan)
+            self.media_routes.flows[raw] = flow if isinstance(flow, MediaStream) else flow.receive
         self._flows_at.setdefault(src_key, set()).add(key)
         self._flows_at.setdefault(dst_key, set()).add(key)
         return flow

@@ -24,7 +24,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from callscope.capture.errors import CaptureTruncatedError
 from callscope.capture.netmon import netmon_records
@@ -60,6 +60,13 @@ class CaptureFile:
         self._owned = owned
         self.records = 0
         self.offset = 0
+        #: classic pcap: (big-endian, time multiplier to ns, record header length,
+        #: link type), for a compiled scanner; None for other formats
+        self.pcap_layout: tuple[bool, int, int, int] | None = None
+        #: a `callscope.capture._pcapscan.PcapScanner` that takes the records it can finish
+        #: by itself before the next one is yielded (classic pcap only; set by the pipeline
+        #: before the iteration starts)
+        self.scanner: Any = None
         head = _read_exact(stream, 4)
         if head[:2] == _GZIP:
             self._stream = _Gunzip(head, stream)  # type: ignore[assignment]
@@ -122,6 +129,7 @@ class CaptureFile:
         # draft-ietf-opsawg-pcap 4: LinkType is the low 16 bits; FCS bits above it
         linktype = network & 0xFFFF
         self.offset = 24
+        self.pcap_layout = (order == ">", 1 if nano else 1000, hdr_len, linktype)
         return self._pcap_loop(order, 1 if nano else 1000, hdr_len, linktype)
 
     def _pcap_loop(self, order: str, mult: int, hdr_len: int, linktype: int) -> Iterator[Record]:
@@ -131,8 +139,12 @@ class CaptureFile:
         buf = b""
         pos = n = records = 0
         base = self.offset  # file offset of buf[0]
+        scanner = self.scanner
         try:
             while True:
+                if scanner is not None and n - pos >= hdr_len:
+                    pos = scanner.scan(buf, pos, n)  # the records it finishes by itself
+                    records += scanner.taken
                 if n - pos >= hdr_len:
                     sec, frac, incl, orig = unpack(buf, pos)
                     start = pos + hdr_len

@@ -50,6 +50,9 @@ from callscope.capture.pcapfile import open_capture
 from callscope.capture.records import Record
 from callscope.capture.tcp import Framer, TcpReassembler
 from callscope.core import Anomaly, Datagram, Endpoint, MediaRoutes, Timestamp, Transport
+from callscope.core.compiled import compiled_module
+
+_pcapscan = compiled_module("callscope.capture._pcapscan")
 
 #: endpoint pairs cached before the cache is cleared (a scan must not grow it forever)
 ENDPOINT_CACHE = 65_536
@@ -196,13 +199,18 @@ class PacketPipeline:
         housekeeping_at = self._housekeeping_at
         routes = media_routes if media_routes is not None else self.media_routes
         route_of = routes.flows.get if routes is not None else None
+        scanner = self._scanner(records, routes, housekeeping_at)
         at: int | None = None
         try:
             for at, linktype, frame, _orig in records:
                 counters.packets += 1
                 counters.bytes += len(frame)
+                if scanner is not None:
+                    scanner.last_at = at
                 if at >= housekeeping_at:
                     housekeeping_at = self.expire(at)
+                    if scanner is not None:
+                        scanner.housekeeping_at = housekeeping_at
                 # fast path: IPv4 without options (0x45), not a fragment (MF and offset
                 # clear), UDP (17), whole packet captured, behind Ethernet (LINKTYPE 1, with
                 # at most one 802.1Q tag) or Linux cooked (113, 276) headers
@@ -278,10 +286,30 @@ class PacketPipeline:
             counters.anomalies.append(Anomaly(exc.kind, str(exc), _stamp(at)))
         finally:
             self._housekeeping_at = housekeeping_at
+            if scanner is not None:
+                records.scanner = None  # type: ignore[attr-defined]
+                if scanner.last_at is not None:
+                    at = scanner.last_at
             if at is not None:
                 self.last_at = Timestamp(at)
         if final:
             self.finish()
+
+    def _scanner(
+        self, records: Iterable[Record], routes: MediaRoutes | None, housekeeping_at: int
+    ) -> Any:
+        """A `PcapScanner` handed to ``records`` if it is a classic pcap file read with
+        media routes and the scanner is built (see `callscope.capture._pcapscan`)."""
+        layout = getattr(records, "pcap_layout", None)
+        if _pcapscan is None or routes is None or layout is None:
+            return None
+        big_endian, multiplier, header_length, linktype = layout
+        scanner = _pcapscan.PcapScanner(
+            routes, self.dedup, self.counters, linktype, big_endian, multiplier, header_length,
+            housekeeping_at,
+        )  # fmt: skip
+        records.scanner = scanner  # type: ignore[attr-defined]
+        return scanner
 
     def expire(self, now: int) -> int:
         """Drop fragments and TCP streams timed out at packet time ``now``; return when the

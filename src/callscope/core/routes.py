@@ -44,7 +44,8 @@ class MediaRoutes:
     __slots__ = ("deadline", "flows")
 
     def __init__(self) -> None:
-        #: flow key -> ``receive(at, payload)`` of the flow's receiver
+        #: flow key -> the flow's receiver, called as ``receive(at, payload)`` (a bound
+        #: method, or a receiver object that a compiled scanner may also run itself)
         self.flows: dict[bytes, Callable[[int, bytes], None]] = {}
         #: packet time (int ns) from which the consumer needs every datagram itself
         self.deadline = 0

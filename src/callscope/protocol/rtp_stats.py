@@ -30,8 +30,11 @@ one stream (one SSRC from one source), in arrival order. It keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["MAX_DROPOUT", "MAX_MISORDER", "StreamReport", "StreamStats"]
+from callscope.core.compiled import compiled_module
+
+__all__ = ["MAX_DROPOUT", "MAX_MISORDER", "PythonStreamStats", "StreamReport", "StreamStats"]
 
 #: RFC 3550 A.1: largest forward jump still taken as loss within one run.
 MAX_DROPOUT = 3000
@@ -267,3 +270,10 @@ class StreamStats:
             mean_jitter_ms=self.mean_jitter_ms,
             max_jitter_ms=self.max_jitter_ms,
         )
+
+
+#: the Python class, also where the compiled twin replaces it (tests compare the two)
+PythonStreamStats = StreamStats
+_compiled = compiled_module("callscope.protocol._rtpfast")
+if _compiled is not None and not TYPE_CHECKING:
+    StreamStats = _compiled.StreamStats  # the compiled twin (callscope.core.compiled)

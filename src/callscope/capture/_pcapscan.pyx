@@ -1,0 +1,195 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Compiled scanner of classic pcap records: RTP of routed flows without a Python frame.
+
+`PacketPipeline.datagrams` (`callscope.capture.source`) decodes records one by one; for a
+classic pcap file read with the consumer's `MediaRoutes` it hands the file reader a
+`PcapScanner`, and the reader lets it take the records it can finish by itself from each
+buffer before yielding the next one (`CaptureFile._pcap_loop`). The scanner takes a record
+only where the pipeline's own fast path would end it without a `Datagram`:
+
+* the frame is IPv4 / UDP behind an Ethernet header (at most one 802.1Q tag) or a Linux
+  cooked header, with no IP options, not a fragment, whole - the same conditions;
+* no housekeeping is due at its time (``housekeeping_at``);
+* it is a mirror duplicate (the same key, hash and window as the pipeline's), or it is
+  RTP of a routed flow before the routes' deadline: then the receiver takes it; a compiled
+  `RtpReceiver` accounts the usual packet itself (`RtpReceiver.take`), any other receiver
+  is called as ``receiver(at, payload)``.
+
+Any other record is left where it is (``scan`` returns its offset), and the Python path
+decodes it as before. Counters go to the pipeline's `CaptureCounters` at the end of each
+``scan``.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.object cimport PyObject, PyObject_Hash
+
+from callscope.protocol._rtpfast cimport RtpReceiver
+
+
+cdef inline unsigned int _u32(const unsigned char *p, bint big_endian) noexcept:
+    if big_endian:
+        return (<unsigned int>p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
+    return (<unsigned int>p[3] << 24) | (p[2] << 16) | (p[1] << 8) | p[0]
+
+
+cdef inline unsigned int _be16(const unsigned char *p) noexcept:
+    return (p[0] << 8) | p[1]
+
+
+cdef class PcapScanner:
+    """Takes the records of a classic pcap buffer that need no Python (see the module)."""
+
+    cdef object routes, dedup, counters
+    cdef dict flows, table
+    cdef long long window
+    cdef int linktype, header_length
+    cdef bint big_endian
+    cdef long long multiplier
+    #: packet time from which the pipeline must see every record (its housekeeping)
+    cdef public long long housekeeping_at
+    cdef long long _last_at
+    cdef bint _any
+    #: records taken by the last ``scan``
+    cdef public Py_ssize_t taken
+
+    def __init__(self, routes, dedup, counters, int linktype, bint big_endian,
+                 long long multiplier, int header_length, long long housekeeping_at):
+        self.routes = routes
+        self.flows = routes.flows
+        self.dedup = dedup
+        self.table = dedup.table
+        self.window = dedup.window_ns
+        self.counters = counters
+        self.linktype = linktype
+        self.big_endian = big_endian
+        self.multiplier = multiplier
+        self.header_length = header_length
+        self.housekeeping_at = housekeeping_at
+
+    @property
+    def last_at(self):
+        """Time of the last record decoded: taken here or set by the pipeline (None before
+        the first)."""
+        return self._last_at if self._any else None
+
+    @last_at.setter
+    def last_at(self, long long at):
+        self._last_at = at
+        self._any = True
+
+    def scan(self, bytes buf, Py_ssize_t pos, Py_ssize_t end):
+        """Take records from ``buf[pos:end]`` while they need no Python; return the offset
+        of the first record left (``end`` or an incomplete record when all were taken)."""
+        cdef const unsigned char *base = <const unsigned char *>PyBytes_AS_STRING(buf)
+        cdef const unsigned char *frame
+        cdef const unsigned char *udp
+        cdef Py_ssize_t header_length = self.header_length, size, l3, start, stop, udp_stop
+        cdef Py_ssize_t taken = 0
+        cdef unsigned int kind
+        cdef long long at, deadline, last
+        cdef long long multiplier = self.multiplier
+        cdef long long housekeeping_at = self.housekeeping_at
+        cdef long long window = self.window
+        cdef long long packets = 0, octets = 0, datagrams = 0, duplicates = 0
+        cdef Py_hash_t digest
+        cdef PyObject *found
+        cdef int linktype = self.linktype
+        cdef bint big_endian = self.big_endian
+        cdef dict flows = self.flows, table = self.table
+        cdef object route, payload, flow, key_at, sweep_size
+        if end > PyBytes_GET_SIZE(buf):
+            end = PyBytes_GET_SIZE(buf)
+        deadline = self.routes.deadline
+        sweep_size = self.dedup.sweep_size
+        try:
+            while end - pos >= header_length:
+                size = _u32(base + pos + 8, big_endian)
+                if size > end - pos - header_length:
+                    break
+                frame = base + pos + header_length
+                at = <long long>_u32(base + pos, big_endian) * 1000000000 + (
+                    <long long>_u32(base + pos + 4, big_endian) * multiplier
+                )
+                if at >= housekeeping_at:
+                    break
+                # the pipeline's fast path conditions (PacketPipeline.datagrams)
+                if linktype == 1:
+                    if size < 14:
+                        break
+                    kind = _be16(frame + 12)
+                    if kind == 0x0800:
+                        l3 = 14
+                    elif kind == 0x8100 and size >= 18 and _be16(frame + 16) == 0x0800:
+                        l3 = 18
+                    else:
+                        break
+                elif linktype == 113:
+                    if size < 16 or _be16(frame + 14) != 0x0800:
+                        break
+                    l3 = 16
+                elif linktype == 276:
+                    if size < 2 or _be16(frame) != 0x0800:
+                        break
+                    l3 = 20
+                else:
+                    break
+                if size < l3 + 28:
+                    break
+                if frame[l3] != 0x45 or frame[l3 + 9] != 17 or _be16(frame + l3 + 6) & 0x3FFF:
+                    break
+                start = l3 + 28
+                stop = l3 + _be16(frame + l3 + 2)
+                udp_stop = l3 + 20 + _be16(frame + l3 + 24)
+                if stop > size or not start <= udp_stop <= stop:
+                    break
+                udp = frame + start
+                payload = PyBytes_FromStringAndSize(<const char *>udp, udp_stop - start)
+                flow = PyBytes_FromStringAndSize(<const char *>frame + l3 + 12, 12)
+                digest = 0
+                if window:  # DuplicateFilter.seen with the pipeline's key
+                    digest = PyObject_Hash((_be16(frame + l3 + 4), flow, payload))
+                    found = PyDict_GetItem(table, digest)
+                    if found is not NULL:
+                        last = <object>found
+                        if -window <= at - last <= window:
+                            duplicates += 1
+                            packets += 1
+                            octets += size
+                            taken += 1
+                            self._last_at = at
+                            self._any = True
+                            pos += header_length + size
+                            continue
+                # a routed flow's RTP (RFC 3550 5.1: version 2, 12 octets at least)
+                found = PyDict_GetItem(flows, flow)
+                if found is NULL or at >= deadline or udp_stop - start < 12 or udp[0] & 0xC0 != 0x80:
+                    break
+                route = <object>found
+                packets += 1
+                octets += size
+                datagrams += 1
+                taken += 1
+                self._last_at = at
+                self._any = True
+                pos += header_length + size
+                if window:
+                    key_at = at
+                    PyDict_SetItem(table, digest, key_at)
+                    if len(table) > sweep_size:
+                        sweep_size = self.dedup.sweep(at)
+                if isinstance(route, RtpReceiver) and (<RtpReceiver>route).take(
+                    at, udp, udp_stop - start, payload
+                ):
+                    continue
+                route(at, payload)
+                deadline = self.routes.deadline  # the receiver may have moved it
+        finally:
+            self.taken = taken
+            if taken:
+                counters = self.counters
+                counters.packets += packets
+                counters.bytes += octets
+                counters.datagrams += datagrams
+                counters.duplicates += duplicates
+        return pos
