@@ -280,6 +280,8 @@ class PacketPipeline:
                 yield from push(at, linktype, frame, counted=True)
                 sweep_size = dedup.sweep_size
         except CaptureParseError as exc:
+            if scanner is not None:  # it knows the last record, taken by it or by this loop
+                at = scanner.last_at
             if isinstance(exc, CaptureTruncatedError):
                 counters.truncated = True
             counters.count_error(exc.kind)
@@ -288,8 +290,7 @@ class PacketPipeline:
             self._housekeeping_at = housekeeping_at
             if scanner is not None:
                 records.scanner = None  # type: ignore[attr-defined]
-                if scanner.last_at is not None:
-                    at = scanner.last_at
+                at = scanner.last_at
             if at is not None:
                 self.last_at = Timestamp(at)
         if final:

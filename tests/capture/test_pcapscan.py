@@ -1,0 +1,192 @@
+"""The compiled pcap scanner (`callscope.capture._pcapscan`) against the Python path.
+
+Each variant of a real capture (byte order, time resolution, link header, 802.1Q tag,
+mirror duplicates, records the scanner must leave to Python) is read with the tracker's
+media routes twice: with the scanner (as `callscope import` reads a pcap file) and with
+the scanner turned off. Call records, anomalies, sink writes and capture counters must be
+equal, and the scanner must have taken most records.
+"""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callscope.assembly.events import CallEvent
+from callscope.assembly.tracker import CallTracker
+from callscope.capture import source
+from callscope.capture.pcapfile import open_capture
+from callscope.capture.source import CaptureCounters, read_file
+from tests.assembly._assemble import WriteLog
+from tests.conftest import TESTDATA
+
+pytestmark = pytest.mark.skipif(source._pcapscan is None, reason="the scanner is not built")
+
+CAPTURE = TESTDATA / "generated/sipp_20calls_g711a_dtmf.pcap"
+Record = tuple[int, int, bytes, int]
+
+
+def _records(path: Path) -> list[Record]:
+    return list(open_capture(path))
+
+
+def _write(
+    path: Path,
+    records: list[Record],
+    *,
+    linktype: int = 1,
+    big_endian: bool = False,
+    nano: bool = False,
+) -> Path:
+    order = ">" if big_endian else "<"
+    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 262_144, linktype)]
+    for at, _linktype, frame, orig in records:
+        sec, rest = divmod(at, 1_000_000_000)
+        frac = rest if nano else rest // 1000
+        out.append(struct.pack(order + "IIII", sec, frac, len(frame), orig) + frame)
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def _vlan(frame: bytes) -> bytes:
+    return frame[:12] + b"\x81\x00\x00\x64" + frame[12:]
+
+
+def _cooked(frame: bytes) -> bytes:
+    # Linux cooked capture (LINKTYPE 113): packet type, ARPHRD, address length, address,
+    # protocol, in place of the Ethernet header
+    return struct.pack("!HHH8sH", 0, 1, 6, frame[6:12], 0x0800) + frame[14:]
+
+
+def _duplicated(records: list[Record]) -> Iterator[Record]:
+    # a mirror port that sees every third packet twice, 2 us later, behind another tag
+    for n, (at, linktype, frame, orig) in enumerate(records):
+        yield at, linktype, frame, orig
+        if n % 3 == 0:
+            yield at + 2_000, linktype, _vlan(frame), orig + 4
+
+
+class _Counting:
+    """`source._pcapscan` with a scanner that counts the records it takes."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+        counting = self
+
+        class PcapScanner(source._pcapscan.PcapScanner):  # type: ignore[name-defined,misc]
+            def scan(self, buf: bytes, pos: int, end: int) -> int:
+                pos = super().scan(buf, pos, end)
+                counting.taken += self.taken
+                return pos
+
+        self.PcapScanner = PcapScanner
+
+
+def _run(
+    path: Path, *, scanner: bool, monkeypatch: pytest.MonkeyPatch, taken: list[int] | None = None
+) -> tuple[object, ...]:
+    counting = _Counting()
+    with monkeypatch.context() as patch:
+        patch.setattr(source, "_pcapscan", counting if scanner else None)
+        sink = WriteLog()
+        tracker = CallTracker(media_sink=sink)
+        counters = CaptureCounters()
+        events: list[CallEvent] = []
+        yielded = 0
+        for dgram in read_file(path, counters=counters, media_routes=tracker.media_routes):
+            yielded += 1
+            events.extend(tracker.receive(dgram))
+        events.extend(tracker.finish())
+    if taken is not None:
+        taken.append(counting.taken)
+    return (
+        events,
+        tracker.anomalies(),
+        list(tracker.orphan_streams()),
+        counters,
+        sink.writes,
+        yielded,
+    )
+
+
+Variant = Callable[[list[Record], Path], Path]
+VARIANTS: dict[str, Variant] = {
+    "as is": lambda records, path: _write(path, records),
+    "big-endian, ns": lambda records, path: _write(path, records, big_endian=True, nano=True),
+    "802.1Q": lambda records, path: _write(
+        path, [(at, lt, _vlan(f), o + 4) for at, lt, f, o in records]
+    ),
+    "cooked": lambda records, path: _write(
+        path, [(at, 113, _cooked(f), o + 2) for at, lt, f, o in records], linktype=113
+    ),
+    "mirror duplicates": lambda records, path: _write(path, list(_duplicated(records))),
+    "IP options and fragments left to Python": lambda records, path: _write(
+        path,
+        [
+            (at, lt, f[:14] + b"\x46" + f[15:] if n % 7 == 0 else f, o)  # IHL 6: options
+            for n, (at, lt, f, o) in enumerate(records)
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_scanner_gives_what_the_python_path_gives(
+    variant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = VARIANTS[variant](_records(CAPTURE), tmp_path / "variant.pcap")
+    taken: list[int] = []
+    scanned = _run(path, scanner=True, monkeypatch=monkeypatch, taken=taken)
+    plain = _run(path, scanner=False, monkeypatch=monkeypatch)
+    assert scanned == plain
+    events, counters = scanned[0], scanned[3]
+    assert events
+    assert isinstance(counters, CaptureCounters)
+    if variant == "mirror duplicates":
+        assert counters.duplicates > 1000
+    # the scanner took most records (the rest: SIP, the first packets of each flow, and
+    # the records it leaves to Python)
+    share = 0.6 if variant.startswith("IP options") else 0.8
+    assert taken[0] > share * counters.packets
+
+
+def test_truncated_file_keeps_every_complete_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path / "cut.pcap", _records(CAPTURE))
+    path.write_bytes(path.read_bytes()[:-37])
+    scanned = _run(path, scanner=True, monkeypatch=monkeypatch)
+    plain = _run(path, scanner=False, monkeypatch=monkeypatch)
+    assert scanned[:5] == plain[:5]
+    counters = scanned[3]
+    assert isinstance(counters, CaptureCounters) and counters.truncated
+
+
+_HEAD = _records(CAPTURE)[:80]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(24, 10**9), st.integers(0, 255)), min_size=1, max_size=12),
+    st.integers(0, 400),
+)
+def test_fuzz_damaged_files_read_alike(flips: list[tuple[int, int]], cut: int) -> None:
+    # random octets changed anywhere after the file header (record headers, lengths,
+    # link, IP and UDP headers, RTP), and the file cut: both paths read it alike, no crash
+    with tempfile.TemporaryDirectory() as folder:
+        path = _write(Path(folder) / "fuzz.pcap", _HEAD)
+        data = bytearray(path.read_bytes())
+        for position, value in flips:
+            data[24 + (position - 24) % (len(data) - 24)] = value
+        path.write_bytes(bytes(data[: len(data) - cut]))
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            scanned = _run(path, scanner=True, monkeypatch=monkeypatch)
+            plain = _run(path, scanner=False, monkeypatch=monkeypatch)
+    assert scanned == plain
