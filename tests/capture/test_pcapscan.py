@@ -190,3 +190,17 @@ def test_fuzz_damaged_files_read_alike(flips: list[tuple[int, int]], cut: int) -
             scanned = _run(path, scanner=True, monkeypatch=monkeypatch)
             plain = _run(path, scanner=False, monkeypatch=monkeypatch)
     assert scanned == plain
+
+
+def test_compiled_sweep_drops_what_the_python_loop_drops() -> None:
+    from callscope.capture import dedup
+
+    assert dedup._drop_stale is not None
+    table = dict(enumerate([5, 1, 9, 2**70, 3, -(2**70)]))
+    python = dict(table)
+    dedup._drop_stale(table, 6)
+    for digest, at in list(python.items()):  # the Python loop of DuplicateFilter.sweep
+        if at >= 6:
+            break
+        del python[digest]
+    assert table == python == {2: 9, 3: 2**70, 4: 3, 5: -(2**70)}

@@ -21,7 +21,8 @@ decodes it as before. Counters go to the pipeline's `CaptureCounters` at the end
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_SetItem
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyObject_Hash
 
 from callscope.protocol._rtpfast cimport RtpReceiver
@@ -193,3 +194,21 @@ cdef class PcapScanner:
                 counters.datagrams += datagrams
                 counters.duplicates += duplicates
         return pos
+
+
+def drop_stale(dict table, long long limit):
+    """`DuplicateFilter.sweep`'s loop: delete the entries at the front of ``table`` (key hash
+    -> packet time, in insertion order) older than ``limit``, up to the first that is not."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef list stale = []
+    cdef int overflow
+    cdef long long at
+    while PyDict_Next(table, &pos, &key, &value):
+        at = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
+        if overflow > 0 or (overflow == 0 and at >= limit):
+            break
+        stale.append(<object>key)
+    for digest in stale:
+        del table[digest]

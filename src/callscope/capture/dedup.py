@@ -27,6 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from callscope.core.compiled import compiled_module
+
+_scan = compiled_module("callscope.capture._pcapscan")
+_drop_stale = None if _scan is None else _scan.drop_stale
+_INT64 = 1 << 63
+
 #: smallest table size that triggers a sweep
 MIN_SWEEP = 1024
 
@@ -64,13 +70,16 @@ class DuplicateFilter:
         limit = now - self.window_ns
         # dicts keep insertion order: the oldest entries are at the front (packet times may
         # step back a little across merged interfaces; such stragglers wait a sweep more)
-        stale = []
-        for digest, at in table.items():
-            if at >= limit:
-                break
-            stale.append(digest)
-        for digest in stale:
-            del table[digest]
+        if _drop_stale is not None and -_INT64 <= limit < _INT64:
+            _drop_stale(table, limit)  # the same loop, compiled
+        else:
+            stale = []
+            for digest, at in table.items():
+                if at >= limit:
+                    break
+                stale.append(digest)
+            for digest in stale:
+                del table[digest]
         if len(table) > self.max_entries:
             table.clear()
             self.overflows += 1
