@@ -10,7 +10,6 @@ transfer facts and anomaly counts. `record()` freezes it into a `CallRecord`.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from typing import Final
 
 from callscope.assembly.events import MediaSink, StreamDirection
@@ -140,7 +139,7 @@ class Call:
         self.streams: dict[tuple[StreamDirection, Endpoint, Endpoint], MediaStream] = {}
         self.rtcp_packets = 0
         self.dtmf: list[DtmfRecord] = []
-        self.anomalies: Counter[str] = Counter()
+        self.anomalies: dict[str, int] = {}
         self.ladder: list[LadderEntry] = []
         self.transfer_method: str | None = None
         self.transfer_target: str | None = None
@@ -172,7 +171,8 @@ class Call:
 
     def count(self, kind: str) -> None:
         """Count one anomaly of ``kind``."""
-        self.anomalies[kind] += 1
+        anomalies = self.anomalies
+        anomalies[kind] = anomalies.get(kind, 0) + 1
 
     def detector(self, direction: StreamDirection) -> DigitDetector:
         """The RFC 4733 detector of one direction."""
@@ -216,8 +216,8 @@ class Call:
         self._ladder_seen.add(key)
         self.ladder.append(
             LadderEntry(
-                dgram.at, _LADDER_DIRECTION[role], label, dgram.src, dgram.dst,
-                sdp is not None, msg.method, msg.status_code, _sdp_detail(sdp),
+                dgram.at, _LADDER_DIRECTION[role], label, src, dst, sdp is not None,
+                msg.method, msg.status_code, None if sdp is None else _sdp_detail(sdp),
             )
         )  # fmt: skip
 
@@ -398,10 +398,8 @@ def _response_label(code: int | None, reason: str | None) -> str:
     return label
 
 
-def _sdp_detail(sdp: SessionDescription | None) -> str | None:
+def _sdp_detail(sdp: SessionDescription) -> str:
     """``SDP PCMA sendonly (hold)``: the first audio stream's codecs and direction."""
-    if sdp is None:
-        return None
     for media in sdp.media:
         if media.media == "audio":
             # the codecs follow from the m= line and the attributes: a PBX repeats them

@@ -242,7 +242,7 @@ class InviteDialog:
         if tag is None or self.caller_tag is None:
             return Role.CALLER if src == self.caller_src else Role.CALLEE
         from_caller = tag in self._caller_tags  # From names the originator of the request
-        if msg.is_request:
+        if msg.method is not None:  # a request
             return Role.CALLER if from_caller else Role.CALLEE
         return Role.CALLEE if from_caller else Role.CALLER
 
@@ -254,8 +254,9 @@ class InviteDialog:
 
     def classify(self, msg: SipMessage, role: Role, cseq: tuple[int, str]) -> DialogInput:
         """The `DialogInput` of a message of this leg sent by ``role``."""
-        if msg.is_request:
-            kind = _REQUESTS.get(msg.method or "", DialogInput.OTHER)
+        method = msg.method
+        if method is not None:  # a request
+            kind = _REQUESTS.get(method, DialogInput.OTHER)
             if kind is DialogInput.INVITE:
                 to = msg.to
                 if role is Role.CALLEE or (to is not None and to.tag is not None):
@@ -310,7 +311,7 @@ class InviteDialog:
         kind = self.classify(msg, role, cseq)
         if kind is DialogInput.INVITE and cseq[0] not in self._invite_cseqs:
             self._invite_cseqs.append(cseq[0])
-        if msg.is_response and role is Role.CALLEE:
+        if role is Role.CALLEE and msg.status_code is not None:  # a response of the callee
             self._note_callee_tag(msg)
         state, action = TRANSITIONS[self.state].get(kind, (self.state, Action.NONE))
         self.state = state
@@ -401,7 +402,7 @@ def _response_input(code: int) -> DialogInput:
 
 def _via_count(msg: SipMessage) -> int:
     """Via hops of a message: a response has one more for each proxy it still has to cross."""
-    return len(msg.header_list("via"))
+    return msg.via_count
 
 
 def _key(msg: SipMessage, role: Role, cseq: tuple[int, str]) -> tuple[object, ...]:
@@ -411,8 +412,9 @@ def _key(msg: SipMessage, role: Role, cseq: tuple[int, str]) -> tuple[object, ..
     480 the proxy forwards to the caller.
     """
     caller = role is Role.CALLER  # a bool hashes in C, an Enum member in Python
-    if msg.is_request:
-        return (caller, msg.method, cseq)
+    method = msg.method
+    if method is not None:  # a request
+        return (caller, method, cseq)
     to = msg.to
     code = msg.status_code or 0
     hop = _via_count(msg) if code >= 300 else 0

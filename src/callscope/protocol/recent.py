@@ -12,21 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+_K = TypeVar("_K", str, bytes)
 _T = TypeVar("_T")
 
 
-class RecentParses(Generic[_T]):
-    """``parse(text)`` for texts seen recently, from a table; the rest parsed as usual."""
+class RecentParses(Generic[_K, _T]):
+    """``parse(text)`` for texts (or bytes) seen recently, from a table; the rest parsed as
+    usual."""
 
     __slots__ = ("_limit", "_max_text", "_parse", "_values")
 
-    def __init__(self, parse: Callable[[str], _T], *, limit: int = 4096, max_text: int = 512):
-        self._parse = parse
-        self._values: dict[str, _T] = {}
+    def __init__(self, parse: Callable[[_K], _T], *, limit: int = 4096, max_text: int = 512):
+        self._parse: Callable[[_K], _T] = parse
+        self._values: dict[_K, _T] = {}
         self._limit = limit
         self._max_text = max_text
 
-    def __call__(self, text: str) -> _T:
+    def __call__(self, text: _K) -> _T:
         value = self._values.get(text)
         if value is None:
             value = self._parse(text)  # may raise: nothing is kept then

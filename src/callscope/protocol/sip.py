@@ -34,7 +34,7 @@ from callscope.protocol.sipheaders import (
     parse_header_lines,
     parse_token_list,
 )
-from callscope.protocol.sipuri import NameAddr, decode_text, split_outside_quotes
+from callscope.protocol.sipuri import NameAddr, decode_text, parse_params, split_outside_quotes
 
 _T = TypeVar("_T")
 
@@ -143,7 +143,10 @@ def _split_lines(head: bytes) -> tuple[list[bytes], bool]:
     return [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")], True
 
 
-def _start_line(line: bytes) -> tuple[str | None, str | None, int | None, str | None, str]:
+StartLine = tuple[str | None, str | None, int | None, str | None, str]
+
+
+def _parse_start_line(line: bytes) -> StartLine:
     """Parse a request line or status line (RFC 3261 7.1, 7.2)."""
     if line[:4].upper() == b"SIP/":
         version, _, rest = line.partition(b" ")
@@ -160,6 +163,10 @@ def _start_line(line: bytes) -> tuple[str | None, str | None, int | None, str | 
     # interned: calls keep the method of each message they remember (duplicates, ladder)
     name = sys.intern(method.decode("ascii"))
     return name, decode_text(uri)[0], None, None, version.decode("latin-1")
+
+
+# status lines repeat in every call, request lines of a dialog in each of its requests
+_start_line: RecentParses[bytes, StartLine] = RecentParses(_parse_start_line)
 
 
 @quick_init
@@ -252,8 +259,19 @@ class SipMessage:
 
     def header(self, name: str) -> str | None:
         """Decoded value of the first header called ``name``, or None."""
-        raw = self.header_bytes(name)
-        return None if raw is None else decode_text(raw)[0]
+        return self._text(canonical_name(name))
+
+    def _text(self, key: str) -> str | None:
+        """Decoded value of the first header whose canonical name is ``key``: the typed
+        accessors' way in, read for every message (no name to canonicalise, no helper)."""
+        names = self.names
+        if key not in names:
+            return None
+        raw = self.headers[names.index(key)][1]
+        try:  # as decode_text, without the flag
+            return raw.decode()
+        except UnicodeDecodeError:
+            return raw.decode("utf-8", "replace")
 
     def headers_all(self, name: str) -> tuple[str, ...]:
         """Decoded values of every header called ``name``, in wire order."""
@@ -283,7 +301,7 @@ class SipMessage:
         if name in cache:
             found: NameAddr | None = cache[name]
             return found
-        value = self.header(name)
+        value = self._text(name)
         addr = cache[name] = None if value is None else _parse_name_addr(value)
         return addr
 
@@ -307,7 +325,7 @@ class SipMessage:
     @property
     def call_id(self) -> str | None:
         """The Call-ID (RFC 3261 20.8)."""
-        return self.header("call-id")
+        return self._text("call-id")
 
     @property
     def cseq(self) -> tuple[int, str] | None:
@@ -316,13 +334,15 @@ class SipMessage:
         if "cseq" in cache:
             found: tuple[int, str] | None = cache["cseq"]
             return found
-        value = cache["cseq"] = _optional(self.header("cseq"), parse_cseq)
-        return value
+        value = self._text("cseq")
+        cseq = cache["cseq"] = None if value is None else parse_cseq(value)
+        return cseq
 
     @property
     def from_(self) -> NameAddr | None:
         """The From header (RFC 3261 20.20)."""
-        return self._name_addr("from")
+        cache = self._cache  # read several times for every message
+        return cache["from"] if "from" in cache else self._name_addr("from")
 
     @property
     def from_tag(self) -> str | None:
@@ -335,7 +355,7 @@ class SipMessage:
         return self._tag("to")
 
     def _tag(self, name: str) -> str | None:
-        value = self.header(name)
+        value = self._text(name)
         if value is None:
             return None
         if '"' in value:
@@ -361,9 +381,20 @@ class SipMessage:
         return Via.parse(value.partition(",")[0])
 
     @property
+    def via_count(self) -> int:
+        """How many Via hops the message carries: ``len(self.header_list("via"))``, without
+        the list in the usual case of one Via header with one hop."""
+        if self.names.count("via") == 1:
+            value = self._text("via")
+            if value is not None and "," not in value:
+                return 1 if value.strip() else 0
+        return len(self.header_list("via"))
+
+    @property
     def to(self) -> NameAddr | None:
         """The To header (RFC 3261 20.39)."""
-        return self._name_addr("to")
+        cache = self._cache  # as `from_`
+        return cache["to"] if "to" in cache else self._name_addr("to")
 
     @property
     def via(self) -> tuple[Via, ...]:
@@ -403,8 +434,9 @@ class SipMessage:
         if "ctype" in cache:
             found: ContentType | None = cache["ctype"]
             return found
-        value = cache["ctype"] = _optional(self.header("content-type"), _parse_content_type)
-        return value
+        value = self._text("content-type")
+        ctype = cache["ctype"] = None if value is None else _parse_content_type(value)
+        return ctype
 
     @property
     def require(self) -> tuple[str, ...]:
@@ -465,8 +497,23 @@ class SipMessage:
         return None if value is None else value.partition(";")[0].strip()
 
 
-# the From and To values of a dialog repeat in each of its messages
-_parse_name_addr = RecentParses(NameAddr.parse)
+def _parse_new_name_addr(text: str) -> NameAddr:
+    """`NameAddr.parse` of a From or To value not seen lately: a phone's address recurs
+    from call to call with a new tag, so the part up to ``>`` (display name and URI) comes
+    from a table and only the parameters are parsed afresh. Quoted display names, which may
+    hold any character, take the full parse."""
+    text = text.strip()
+    gt = text.find(">", text.find("<") + 1) if '"' not in text and "<" in text else -1
+    if gt < 0:
+        return NameAddr.parse(text)
+    head = _parse_name_addr_head(text[: gt + 1])
+    return NameAddr(head.display_name, head.uri, parse_params(text[gt + 1 :]))
+
+
+# the From and To values of a dialog repeat in each of its messages, and their display
+# name and URI in every call of a phone
+_parse_name_addr = RecentParses(_parse_new_name_addr)
+_parse_name_addr_head = RecentParses(NameAddr.parse)
 # and a sender writes the same Content-Type into every message with a body
 _parse_content_type = RecentParses(ContentType.parse)
 

@@ -50,6 +50,14 @@ _CANONICAL_LIMIT = 4096
 #: one header as on the wire: raw name (as received) and value (trimmed, folds joined)
 RawHeader = tuple[bytes, bytes]
 
+# whole header lines seen lately -> their pair and canonical name: the messages of a dialog
+# repeat most of their lines, and a phone or PBX many lines in every call. A line that
+# starts a header means the same wherever it occurs (a fold continues the header before it
+# and is never kept). Bounded as the name tables: emptied when full, long lines not kept.
+_LINES: dict[bytes, tuple[RawHeader, str]] = {}
+_LINES_LIMIT = 8192
+_MAX_LINE = 256
+
 
 def canonical_name(name: str | bytes) -> str:
     """The lower-case full name of a header name, compact forms expanded (``i`` -> ``call-id``)."""
@@ -89,12 +97,23 @@ def parse_header_lines(lines: list[bytes]) -> tuple[list[RawHeader], list[str], 
     headers: list[RawHeader] = []
     names: list[str] = []
     bad = False
-    known = _CANONICAL.get
+    seen = _LINES.get
     for line in lines:
+        found = seen(line)
+        if found is not None:  # the usual case: a line met lately (a dialog repeats most)
+            headers.append(found[0])
+            names.append(found[1])
+            continue
         name, sep, value = line.partition(b":")
-        if sep and name and name[0] not in (32, 9):  # the usual case: one whole header
-            headers.append((name, value.strip()))
-            names.append(known(name) or _canonical_cached(name))
+        if sep and name and name[0] not in (32, 9):  # one whole header
+            header = (name, value.strip())
+            canon = _CANONICAL.get(name) or _canonical_cached(name)
+            headers.append(header)
+            names.append(canon)
+            if len(line) <= _MAX_LINE:
+                if len(_LINES) >= _LINES_LIMIT:
+                    _LINES.clear()
+                _LINES[line] = (header, canon)
         elif line and line[0] in (32, 9) and headers:
             previous, joined = headers[-1]
             headers[-1] = (previous, (joined + b" " + line.strip()).strip())

@@ -279,7 +279,10 @@ class NameAddr:
     @property
     def tag(self) -> str | None:
         """The ``tag`` parameter (RFC 3261 19.3), identifying one side of a dialog."""
-        return param_value(self.params, "tag")
+        for key, value in self.params:  # `param_value`, inline: asked for every message
+            if key == "tag":
+                return value
+        return None
 
     def param(self, name: str) -> str | None:
         """Value of the header parameter ``name`` (lower-case), None if absent or a flag."""
