@@ -204,3 +204,10 @@ def test_compiled_sweep_drops_what_the_python_loop_drops() -> None:
             break
         del python[digest]
     assert table == python == {2: 9, 3: 2**70, 4: 3, 5: -(2**70)}
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 0xFFFF), st.binary(min_size=0, max_size=36), st.binary(max_size=400))
+def test_duplicate_key_hash_is_the_tuples_hash(ident: int, flow: bytes, payload: bytes) -> None:
+    # the scanner hashes the key without building it; the Python path hashes the tuple
+    assert source._pcapscan.key_hash(ident, flow, payload) == hash((ident, flow, payload))

@@ -38,6 +38,49 @@ cdef inline unsigned int _be16(const unsigned char *p) noexcept:
     return (p[0] << 8) | p[1]
 
 
+cdef extern from "Python.h":
+    Py_hash_t _Py_HashBytes(const void *data, Py_ssize_t size)
+
+
+# CPython's tuple hash (Objects/tupleobject.c, xxHash lanes, 64-bit): the duplicate key's
+# hash is built from its items' hashes without making the tuple (or the payload's bytes),
+# equal to ``hash((ident, flow, payload))`` of the Python path (a test holds them to it)
+cdef extern from *:
+    """
+    #define CS_XXPRIME_1 ((Py_uhash_t)11400714785074694791ULL)
+    #define CS_XXPRIME_2 ((Py_uhash_t)14029467366897019727ULL)
+    #define CS_XXPRIME_5 ((Py_uhash_t)2870177450012600261ULL)
+    static inline Py_uhash_t cs_lane(Py_uhash_t acc, Py_uhash_t lane) {
+        acc += lane * CS_XXPRIME_2;
+        acc = (acc << 31) | (acc >> 33);
+        return acc * CS_XXPRIME_1;
+    }
+    static inline Py_hash_t cs_key_hash(Py_hash_t a, Py_hash_t b, Py_hash_t c) {
+        Py_uhash_t acc = CS_XXPRIME_5;
+        acc = cs_lane(acc, (Py_uhash_t)a);
+        acc = cs_lane(acc, (Py_uhash_t)b);
+        acc = cs_lane(acc, (Py_uhash_t)c);
+        acc += 3 ^ (CS_XXPRIME_5 ^ 3527539UL);
+        return acc == (Py_uhash_t)-1 ? 1546275796 : (Py_hash_t)acc;
+    }
+    """
+    Py_hash_t cs_key_hash(Py_hash_t a, Py_hash_t b, Py_hash_t c) noexcept
+
+
+cdef inline Py_hash_t _bytes_hash(const unsigned char *data, Py_ssize_t size) noexcept:
+    # hash(b"") is 0 (Objects/bytesobject.c), _Py_HashBytes gives the rest
+    return _Py_HashBytes(data, size) if size else 0
+
+
+def key_hash(int ident, bytes flow, bytes payload):
+    """``hash((ident, flow, payload))`` as the scanner computes it (for tests)."""
+    return cs_key_hash(
+        ident,
+        _bytes_hash(<const unsigned char *>PyBytes_AS_STRING(flow), PyBytes_GET_SIZE(flow)),
+        _bytes_hash(<const unsigned char *>PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)),
+    )
+
+
 cdef class PcapScanner:
     """Takes the records of a classic pcap buffer that need no Python (see the module)."""
 
@@ -93,12 +136,12 @@ cdef class PcapScanner:
         cdef long long housekeeping_at = self.housekeeping_at
         cdef long long window = self.window
         cdef long long packets = 0, octets = 0, datagrams = 0, duplicates = 0
-        cdef Py_hash_t digest
+        cdef Py_hash_t digest = 0, flow_hash
         cdef PyObject *found
         cdef int linktype = self.linktype
         cdef bint big_endian = self.big_endian
         cdef dict flows = self.flows, table = self.table
-        cdef object route, payload, flow, key_at, sweep_size
+        cdef object route, flow, key = None, key_at, sweep_size
         if end > PyBytes_GET_SIZE(buf):
             end = PyBytes_GET_SIZE(buf)
         deadline = self.routes.deadline
@@ -145,12 +188,14 @@ cdef class PcapScanner:
                 if stop > size or not start <= udp_stop <= stop:
                     break
                 udp = frame + start
-                payload = PyBytes_FromStringAndSize(<const char *>udp, udp_stop - start)
                 flow = PyBytes_FromStringAndSize(<const char *>frame + l3 + 12, 12)
-                digest = 0
+                flow_hash = PyObject_Hash(flow)  # kept in the bytes for the lookup below
                 if window:  # DuplicateFilter.seen with the pipeline's key
-                    digest = PyObject_Hash((_be16(frame + l3 + 4), flow, payload))
-                    found = PyDict_GetItem(table, digest)
+                    digest = cs_key_hash(
+                        _be16(frame + l3 + 4), flow_hash, _bytes_hash(udp, udp_stop - start)
+                    )
+                    key = digest
+                    found = PyDict_GetItem(table, key)
                     if found is not NULL:
                         last = <object>found
                         if -window <= at - last <= window:
@@ -176,14 +221,14 @@ cdef class PcapScanner:
                 pos += header_length + size
                 if window:
                     key_at = at
-                    PyDict_SetItem(table, digest, key_at)
+                    PyDict_SetItem(table, key, key_at)
                     if len(table) > sweep_size:
                         sweep_size = self.dedup.sweep(at)
                 if isinstance(route, RtpReceiver) and (<RtpReceiver>route).take(
-                    at, udp, udp_stop - start, payload
+                    at, udp, udp_stop - start
                 ):
                     continue
-                route(at, payload)
+                route(at, PyBytes_FromStringAndSize(<const char *>udp, udp_stop - start))
                 deadline = self.routes.deadline  # the receiver may have moved it
         finally:
             self.taken = taken

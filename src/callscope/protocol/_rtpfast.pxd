@@ -25,5 +25,4 @@ cdef class RtpReceiver:
     cdef public long long last_at, _run, _hot_ssrc, _hot_clock
     cdef public int _run_pt
 
-    cdef bint take(self, long long at, const unsigned char *data, Py_ssize_t size,
-                   object payload) except -1
+    cdef bint take(self, long long at, const unsigned char *data, Py_ssize_t size) except -1

@@ -13,7 +13,12 @@ packet of a routed flow: the usual packet is accounted without a Python call.
 """
 
 cimport cython
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_CheckExact,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 
 cdef enum:
@@ -265,10 +270,10 @@ cdef class RtpReceiver:
         self._hot_ssrc = -1
         self._run_pt = -1
 
-    cdef bint take(self, long long at, const unsigned char *data, Py_ssize_t size,
-                   object payload) except -1:
+    cdef bint take(self, long long at, const unsigned char *data, Py_ssize_t size) except -1:
         """Account the usual packet (version 2, no CSRC, extension, padding or marker; the
-        SSRC and payload type of the packet before); False for any other packet."""
+        SSRC and payload type of the packet before); False for any other packet. ``data``:
+        the datagram's ``size`` octets."""
         cdef long long ssrc
         cdef int second
         cdef long long seq, timestamp
@@ -287,7 +292,7 @@ cdef class RtpReceiver:
         if sink is not None:
             sink.write(
                 self.owner.key, self.direction, at, ssrc, seq, timestamp, second, False,
-                payload[12:],
+                PyBytes_FromStringAndSize(<const char *>data + 12, size - 12),
             )
         return True
 
@@ -295,7 +300,7 @@ cdef class RtpReceiver:
         """One datagram of this flow: the usual packet here, any other in ``_general``."""
         if PyBytes_CheckExact(payload) and self.take(
             _clip(at), <const unsigned char *>PyBytes_AS_STRING(payload),
-            PyBytes_GET_SIZE(payload), payload,
+            PyBytes_GET_SIZE(payload),
         ):
             return
         self._general(at, payload)
@@ -303,7 +308,7 @@ cdef class RtpReceiver:
     def __call__(self, at, payload):
         if PyBytes_CheckExact(payload) and self.take(
             _clip(at), <const unsigned char *>PyBytes_AS_STRING(payload),
-            PyBytes_GET_SIZE(payload), payload,
+            PyBytes_GET_SIZE(payload),
         ):
             return
         self._general(at, payload)
