@@ -55,7 +55,15 @@ cdef object _py(int128 value):
 @cython.cdivision(True)
 cdef inline int128 _floordiv(int128 num, long long den) noexcept:
     """Python's ``num // den`` for den > 0 (C division truncates towards zero)."""
-    cdef int128 q = num // den
+    cdef long long small, small_q
+    cdef int128 q
+    if -_INT64_MAX <= num <= _INT64_MAX:  # the usual case: a 64-bit division is cheaper
+        small = <long long>num
+        small_q = small // den
+        if small % den != 0 and small < 0:
+            small_q -= 1
+        return small_q
+    q = num // den
     if num % den != 0 and num < 0:
         q -= 1
     return q
@@ -225,7 +233,9 @@ cdef class StreamStats:
 
     @property
     def jitter(self):
-        return _py(_floordiv(self._jitter16 * self._clock_rate + 8 * <int128>NS, 16 * <long long>NS))
+        return _py(
+            _floordiv(self._jitter16 * self._clock_rate + 8 * <int128>NS, 16 * <long long>NS)
+        )
 
     @property
     def jitter_ms(self):
