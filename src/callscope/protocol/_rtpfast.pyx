@@ -28,6 +28,10 @@ cdef enum:
     NS = 1000000000
 
 cdef long long MAX_CLOCK = 4294967296
+# 32-bit RTP timestamps (RFC 3550 5.1); typed here: Cython would make Python ints of the
+# literals, which do not fit a C int
+cdef long long TS_MASK = 0xFFFFFFFF
+cdef long long TS_HALF = 0x80000000
 
 cdef long long _INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
@@ -83,7 +87,7 @@ cdef class StreamStats:
         elif clock > MAX_CLOCK:
             clock = MAX_CLOCK
         self.account(
-            _clip(at), _clip(sequence) & 0xFFFF, _clip(timestamp) & 0xFFFFFFFF, clock,
+            _clip(at), _clip(sequence) & 0xFFFF, _clip(timestamp) & TS_MASK, clock,
             bool(marker), bool(comfort_noise),
         )
 
@@ -119,8 +123,8 @@ cdef class StreamStats:
         if clock_rate:
             # RFC 3550 5.1: timestamps wrap, so compare them modulo 2^32
             timestamp_delta = (
-                (timestamp - self._prev_timestamp + 0x80000000) & 0xFFFFFFFF
-            ) - 0x80000000
+                (timestamp - self._prev_timestamp + TS_HALF) & TS_MASK
+            ) - TS_HALF
             delta = at - self._prev_at
             self._prev_at = at
             self._clock_rate = clock_rate
@@ -182,8 +186,8 @@ cdef class StreamStats:
     cdef void _timing(self, long long at, long long timestamp, long long clock_rate,
                       bint irregular) noexcept:
         cdef long long timestamp_delta = (
-            (timestamp - self._prev_timestamp + 0x80000000) & 0xFFFFFFFF
-        ) - 0x80000000
+            (timestamp - self._prev_timestamp + TS_HALF) & TS_MASK
+        ) - TS_HALF
         cdef long long delta = at - self._prev_at
         cdef int128 difference
         cdef long long count
