@@ -211,3 +211,17 @@ def test_compiled_sweep_drops_what_the_python_loop_drops() -> None:
 def test_duplicate_key_hash_is_the_tuples_hash(ident: int, flow: bytes, payload: bytes) -> None:
     # the scanner hashes the key without building it; the Python path hashes the tuple
     assert source._pcapscan.key_hash(ident, flow, payload) == hash((ident, flow, payload))
+
+
+@given(st.lists(st.integers(-50, 50), max_size=40), st.integers(-60, 60))
+def test_compiled_sweep_keeps_order_and_stragglers(times: list[int], limit: int) -> None:
+    from callscope.capture import dedup
+
+    table = {n * 7919: at for n, at in enumerate(times)}
+    python = dict(table)
+    dedup._drop_stale(table, limit)
+    for digest, at in list(python.items()):
+        if at >= limit:
+            break
+        del python[digest]
+    assert list(table.items()) == list(python.items())

@@ -25,6 +25,9 @@ from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_SetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyObject_Hash
 
+cdef extern from "Python.h":
+    PyObject *PyDict_SetDefault(object table, object key, object default) except NULL
+
 from callscope.protocol._rtpfast cimport RtpReceiver
 
 
@@ -136,7 +139,7 @@ cdef class PcapScanner:
         cdef long long housekeeping_at = self.housekeeping_at
         cdef long long window = self.window
         cdef long long packets = 0, octets = 0, datagrams = 0, duplicates = 0
-        cdef Py_hash_t digest = 0, flow_hash
+        cdef Py_hash_t flow_hash
         cdef PyObject *found
         cdef int linktype = self.linktype
         cdef bint big_endian = self.big_endian
@@ -190,13 +193,18 @@ cdef class PcapScanner:
                 udp = frame + start
                 flow = PyBytes_FromStringAndSize(<const char *>frame + l3 + 12, 12)
                 flow_hash = PyObject_Hash(flow)  # kept in the bytes for the lookup below
+                # a routed flow's RTP (RFC 3550 5.1: version 2, 12 octets at least)
+                found = PyDict_GetItem(flows, flow)
+                if found is NULL or at >= deadline or udp_stop - start < 12 or udp[0] & 0xC0 != 0x80:
+                    break
+                route = <object>found
                 if window:  # DuplicateFilter.seen with the pipeline's key
-                    digest = cs_key_hash(
+                    key = cs_key_hash(
                         _be16(frame + l3 + 4), flow_hash, _bytes_hash(udp, udp_stop - start)
                     )
-                    key = digest
-                    found = PyDict_GetItem(table, key)
-                    if found is not NULL:
+                    key_at = at
+                    found = PyDict_SetDefault(table, key, key_at)  # one lookup if new
+                    if found is not <PyObject *>key_at:
                         last = <object>found
                         if -window <= at - last <= window:
                             duplicates += 1
@@ -207,11 +215,9 @@ cdef class PcapScanner:
                             self._any = True
                             pos += header_length + size
                             continue
-                # a routed flow's RTP (RFC 3550 5.1: version 2, 12 octets at least)
-                found = PyDict_GetItem(flows, flow)
-                if found is NULL or at >= deadline or udp_stop - start < 12 or udp[0] & 0xC0 != 0x80:
-                    break
-                route = <object>found
+                        PyDict_SetItem(table, key, key_at)  # in place, as the pipeline does
+                    if len(table) > sweep_size:
+                        sweep_size = self.dedup.sweep(at)
                 packets += 1
                 octets += size
                 datagrams += 1
@@ -219,11 +225,6 @@ cdef class PcapScanner:
                 self._last_at = at
                 self._any = True
                 pos += header_length + size
-                if window:
-                    key_at = at
-                    PyDict_SetItem(table, key, key_at)
-                    if len(table) > sweep_size:
-                        sweep_size = self.dedup.sweep(at)
                 if isinstance(route, RtpReceiver) and (<RtpReceiver>route).take(
                     at, udp, udp_stop - start
                 ):
@@ -243,17 +244,32 @@ cdef class PcapScanner:
 
 def drop_stale(dict table, long long limit):
     """`DuplicateFilter.sweep`'s loop: delete the entries at the front of ``table`` (key hash
-    -> packet time, in insertion order) older than ``limit``, up to the first that is not."""
-    cdef Py_ssize_t pos = 0
+    -> packet time, in insertion order) older than ``limit``, up to the first that is not.
+
+    Nearly every entry is stale at a sweep: the table is emptied and the rest (the entries
+    from the first that is not stale on) put back in their order, cheaper than deleting the
+    stale ones one by one.
+    """
+    cdef Py_ssize_t pos = 0, before
     cdef PyObject *key
     cdef PyObject *value
-    cdef list stale = []
     cdef int overflow
     cdef long long at
-    while PyDict_Next(table, &pos, &key, &value):
+    cdef list kept = []
+    cdef bint stale_seen = False
+    while True:
+        before = pos
+        if not PyDict_Next(table, &pos, &key, &value):
+            break
         at = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
         if overflow > 0 or (overflow == 0 and at >= limit):
+            pos = before
             break
-        stale.append(<object>key)
-    for digest in stale:
-        del table[digest]
+        stale_seen = True
+    if not stale_seen:
+        return
+    while PyDict_Next(table, &pos, &key, &value):
+        kept.append((<object>key, <object>value))
+    table.clear()
+    for digest, at_seen in kept:
+        table[digest] = at_seen
