@@ -317,3 +317,131 @@ def test_apply_calls_together_equals_direct_aggregation(db):
     same(rollup_snapshot(), expected[0])
     assert matrix_snapshot() == expected[1]
     assert load_snapshot() == expected[2]
+
+
+def squeezed(legs):
+    """The legs of a conversation moved to start within two hours of T0 (3 days apart at
+    most otherwise): conversations overlap, and share minutes, hours and rollup rows."""
+    shift = (legs[0]["started_at"] - T0) * 35 / 36
+    times = ("started_at", "ringing_at", "answered_at", "ended_at")
+    return [{**leg, **{t: leg[t] - shift for t in times if leg[t] is not None}} for leg in legs]
+
+
+def hour_snapshot():
+    return {r.hour: r.peak for r in LoadHour.objects.all() if r.peak}
+
+
+def plan_of(data, legs):
+    """Runs of legs in the order they end (as a recorder saves them), never two legs of one
+    conversation in a run, each with legs saved before to save again with another end."""
+    pending = sorted(legs, key=lambda r: (r["ended_at"] or T0 + dt.timedelta(days=9),
+                                          r["call_id"]))  # fmt: skip
+    plan, saved = [], []
+    while pending:
+        run, seen = [], set()
+        for row in pending[: data.draw(st.integers(1, 6))]:
+            if row["conversation_id"] in seen:
+                break
+            seen.add(row["conversation_id"])
+            run.append(row)
+        pending = pending[len(run) :]
+        earlier = [r for r in saved if r["ended_at"] and r["conversation_id"] not in seen]
+        again = []
+        if earlier:
+            one_per_conversation = st.lists(st.sampled_from(earlier), max_size=2,
+                                            unique_by=lambda r: r["conversation_id"])  # fmt: skip
+            again = data.draw(one_per_conversation)
+        shift = st.integers(-400_000, 400_000)  # ms
+        plan.append((run, [(r["call_id"], data.draw(shift)) for r in again]))
+        saved += run
+    return plan
+
+
+def play(plan, together):
+    """Save and apply the plan's runs: each run with `apply_calls`, or leg by leg."""
+    clear()
+    LoadHour.objects.all().delete()
+    for run, again in plan:
+        legs = [(call, None) for call in save(run)]
+        for call_id, shift in again:
+            call = Call.objects.get(call_id=call_id)
+            old = rollups.leg_values(call)
+            call.ended_at = max(call.ended_at + dt.timedelta(milliseconds=shift),
+                                call.answered_at or call.started_at)  # fmt: skip
+            call.save()
+            legs.append((call, old))
+        if together:
+            rollups.apply_calls(legs)
+        else:
+            for call, old in legs:
+                rollups.apply_call(call, replaced=old)
+    return rollup_snapshot(), matrix_snapshot(), load_snapshot(), hour_snapshot()
+
+
+def without_repeats(snapshot):
+    return {k: {n: v for n, v in m.items() if n != "repeat"} for k, m in snapshot.items()}
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.data())
+def test_apply_calls_in_runs_equals_leg_after_leg(data):
+    """Legs applied in runs of distinct conversations (as the recorder's reads), second legs
+    of conversations applied before, legs saved again longer or shorter (``replaced``),
+    repeat callers within a run: the rollups, matrix, load minutes and hours' peaks are the
+    ones applying leg after leg gives, and direct aggregation and the rebuild agree."""
+    if not OrgUnit.objects.exists():
+        make_city()
+    n = data.draw(st.integers(1, 12))
+    plan = plan_of(data, [leg for i in range(n) for leg in squeezed(data.draw(conversation(i)))])
+    one_by_one = play(plan, together=False)
+    together = play(plan, together=True)
+    same(together[0], one_by_one[0])
+    assert together[1:] == one_by_one[1:]
+    expected = direct()
+    # a leg applied before an earlier call of its caller was saved is not made a repeat
+    # afterwards: the repeat counts follow the order legs end in, the rest does not
+    same(without_repeats(together[0]), without_repeats(expected[0]))
+    assert together[1:3] == expected[1:]
+    rebuild.rebuild()
+    assert hour_snapshot() == together[3]
+
+
+def test_apply_calls_refuses_two_legs_of_one_conversation(db):
+    make_city()
+    legs = [
+        row_of(call_id=f"t{i}", conversation_id="t", started_at=T0, ringing_at=None,
+               answered_at=None, ended_at=T0 + dt.timedelta(seconds=9), result="no_answer",
+               ended_by="caller", caller_number="0312345678", callee_number=f"511{i + 1}",
+               direction="inbound", callee_class="", hold_seconds=None, transferred=False)
+        for i in range(2)
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="one at a time"):
+        rollups.apply_calls([(call, None) for call in save(legs)])
+
+
+def test_a_repeat_caller_is_counted_up_to_exactly_seven_days_later(db):
+    """The window of `kpis.REPEAT_DAYS` includes its first instant (the read of all legs
+    of a batch sifts each conversation's own window)."""
+    make_city()
+    week = dt.timedelta(days=kpis.REPEAT_DAYS)
+
+    def leg(call_id, start, caller):
+        return row_of(call_id=call_id, conversation_id=call_id, started_at=start,
+                      ringing_at=None, answered_at=start + dt.timedelta(seconds=3),
+                      ended_at=start + dt.timedelta(seconds=30), result="answered",
+                      ended_by="caller", caller_number=caller, callee_number="5111",
+                      direction="inbound", callee_class="", hold_seconds=None,
+                      transferred=False)  # fmt: skip
+
+    earlier = [leg("p1", T0 - week, "09011112222"),
+               leg("q1", T0 - week - dt.timedelta(microseconds=1), "09033334444")]  # fmt: skip
+    rollups.apply_calls([(call, None) for call in save(earlier)])
+    later = [leg("p2", T0, "09011112222"), leg("q2", T0, "09033334444")]
+    rollups.apply_calls([(call, None) for call in save(later)])
+    day = Rollup.objects.get(grain="d", scope="t", day=dt.date(2025, 3, 31), flow="inbound")
+    assert (day.offered, day.repeat) == (2, 1)

@@ -1,4 +1,4 @@
-"""Updating the rollups as each call leg ends: `apply_call(call)`.
+"""Updating the rollups as each call leg ends: `apply_call(call)`, `apply_calls(legs)`.
 
 A leg can change its conversation (a second desk of a ringing group, the staff leg after an
 IVR), so `apply_call` folds the conversation twice, without and with the new leg, and adds
@@ -6,10 +6,12 @@ the difference of their `kpis.measures` to the rollup rows: the rollups always h
 measures of whole conversations, as if they had been aggregated at once (`rebuild` does
 exactly that in SQL, and the tests check both agree).
 
-Call it once per saved leg, right after saving it (legs one at a time); a leg saved again
-passes its previously applied values as ``replaced`` (or run `callscope rollup --rebuild`).
-Cost: one query for the other legs of the conversation, one for repeat callers (inbound
-only), then the writes: on SQLite one upsert for all rollup rows, one for the matrix
+Call it once per saved leg, right after saving it (legs one at a time, or the legs of
+distinct conversations together with `apply_calls`); a leg saved again passes its
+previously applied values as ``replaced`` (or run `callscope rollup --rebuild`).
+Cost per `apply_calls`, however many legs: one query for the other legs of their
+conversations, one for repeat callers (inbound only), then the changes of all legs summed
+per row and written once: on SQLite one upsert for the rollup rows, one for the matrix
 (internal calls) and two for the load minutes and hours; on PostgreSQL all of them in one
 statement (one round trip). All on a DB-API cursor with a few fixed SQL texts.
 """
@@ -166,7 +168,19 @@ def _changes(
     return list(merged.values())
 
 
-_SQL_CACHE: dict[tuple[Any, ...], str] = {}
+#: summed changes by row key: (the row's dims, measures to add)
+Totals = dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, float]]]
+
+
+def _sum(totals: Totals, changes: list[Change], width: int) -> None:
+    """Add changes to the totals of their rows (``width`` key columns lead the dims)."""
+    for dims, m in changes:
+        key = dims[:width]
+        found = totals.get(key)
+        if found is None:
+            totals[key] = (dims, dict(m))
+        else:
+            kpis.add(found[1], m)
 
 
 _VENDOR_SQL: dict[str, str] = {}
@@ -180,21 +194,11 @@ def _vendor_sql(sql: str) -> str:
     return found
 
 
-def _upsert_sql(table: str, dims: tuple[str, ...], key: tuple[str, ...],
-                measures: tuple[str, ...], n: int) -> str:  # fmt: skip
-    """INSERT ... ON CONFLICT DO UPDATE adding the measures (SQLite >= 3.24, PostgreSQL)."""
-    cache_key = (table, n)
-    sql = _SQL_CACHE.get(cache_key)
-    if sql is None:
-        columns = (*dims, *measures)
-        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in measures)
-        sql = _vendor_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * n)} "  # noqa: S608
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-        )
-        _SQL_CACHE[cache_key] = sql
-    return sql
+def _marks(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+_UPSERTS: dict[str, str] = {}
 
 
 def _upsert(
@@ -205,23 +209,29 @@ def _upsert(
     key: tuple[str, ...],
     measures: tuple[str, ...],
     changes: list[Change],
-    sqlite: bool,
 ) -> None:
-    """Add the changes' measures in one statement, leaving out rows that change nothing.
-    Every measure column is written, changed or not: one SQL text per row count keeps the
-    statement in sqlite3's cache of 128 and lets psycopg prepare it (writing only the
-    changed columns made ~250 texts per 1,000 calls, each parsed again: slower)."""
+    """SQLite: add the changes' measures to their rows (INSERT ... ON CONFLICT DO UPDATE),
+    leaving out rows that change nothing; one statement run for each row (``executemany``:
+    one SQL text, compiled once), every measure column written."""
     rows = [(d, m) for d, m in changes if any(m.values())]
     if not rows:
         return
+    sql = _UPSERTS.get(table)
+    if sql is None:
+        columns = (*dims, *measures)
+        updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in measures)
+        marks = ", ".join(["?"] * len(columns))
+        sql = _UPSERTS[table] = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "  # noqa: S608
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        )
     day = dims.index("day")
-    params: list[Any] = []
+    params = []
     for d, m in rows:
-        params += d
-        if sqlite:  # Django's SQLite storage of a date: ISO text
-            params[-len(d) + day] = d[day].isoformat()
-        params += [m.get(name, 0) for name in measures]
-    cursor.execute(_upsert_sql(table, dims, key, measures, len(rows)), params)
+        values = [*d, *[m.get(name, 0) for name in measures]]
+        values[day] = d[day].isoformat()  # Django's SQLite storage of a date: ISO text
+        params.append(values)
+    cursor.executemany(sql, params)
 
 
 def _db_time(at: dt.datetime, sqlite: bool) -> Any:
@@ -241,37 +251,71 @@ def _aware(value: Any) -> dt.datetime | None:
 _TIME_FIELDS = ("started_at", "ringing_at", "answered_at", "ended_at")
 
 
-def _other_legs(cursor: Any, call: Call) -> list[dict[str, Any]]:
-    sql = _vendor_sql(
-        f"SELECT {', '.join(LEG_FIELDS)} FROM {Call._meta.db_table} "  # noqa: S608
-        "WHERE conversation_id = %s AND id <> %s"
+def _other_legs(
+    cursor: Any, calls: Sequence[Call], sqlite: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """The other legs in the database of each call's conversation, by conversation (one
+    query: the calls' conversations, without the calls themselves)."""
+    table, n = Call._meta.db_table, len(calls)
+    where = (
+        f"conversation_id IN ({_marks(n)}) AND id NOT IN ({_marks(n)})"
+        if sqlite
+        else "conversation_id = ANY(%s) AND NOT id = ANY(%s)"
     )
-    cursor.execute(sql, [call.conversation_id, call.pk])
-    rows = [dict(zip(LEG_FIELDS, values, strict=True)) for values in cursor.fetchall()]
-    for row in rows:
+    conversations = [call.conversation_id for call in calls]
+    ids = [call.pk for call in calls]
+    cursor.execute(
+        _vendor_sql(f"SELECT {', '.join(LEG_FIELDS)} FROM {table} WHERE {where}"),  # noqa: S608
+        [*conversations, *ids] if sqlite else [conversations, ids],
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for values in cursor.fetchall():
+        row = dict(zip(LEG_FIELDS, values, strict=True))
         for name in _TIME_FIELDS:
             row[name] = _aware(row[name])
         row["transferred"] = bool(row["transferred"])
-    return rows
+        found.setdefault(row["conversation_id"], []).append(row)
+    return found
 
 
-def _is_repeat(cursor: Any, conv: Conversation, sqlite: bool) -> bool:
-    """Another inbound conversation from the same caller in the `kpis.REPEAT_DAYS` before."""
-    if conv.flow != Flow.INBOUND or not conv.caller_pseudonym:
-        return False
-    since = conv.started_at - dt.timedelta(days=kpis.REPEAT_DAYS)
+def _repeats(cursor: Any, convs: Sequence[Conversation], sqlite: bool) -> list[bool]:
+    """For each conversation: another inbound conversation from the same caller in the
+    `kpis.REPEAT_DAYS` before (one query for all: their callers' inbound calls over the
+    span of their starts, sifted here by each conversation's own window)."""
+    asked = [c for c in convs if c.flow == Flow.INBOUND and c.caller_pseudonym]
+    if not asked:
+        return [False] * len(convs)
+    window = dt.timedelta(days=kpis.REPEAT_DAYS)
+    callers = sorted({c.caller_pseudonym for c in asked})
+    who = (
+        f"caller_pseudonym IN ({_marks(len(callers))})" if sqlite else "caller_pseudonym = ANY(%s)"
+    )
+    since = min(c.started_at for c in asked) - window
+    until = max(c.started_at for c in asked)
     cursor.execute(
         _vendor_sql(
-            f"SELECT started_at, conversation_id FROM {Call._meta.db_table} "  # noqa: S608
-            "WHERE caller_pseudonym = %s AND direction = 'inbound' AND started_at >= %s "
-            "AND started_at <= %s AND conversation_id <> %s"
+            f"SELECT caller_pseudonym, started_at, conversation_id FROM {Call._meta.db_table} "  # noqa: S608
+            f"WHERE {who} AND direction = 'inbound' AND started_at >= %s AND started_at <= %s"
         ),
-        [conv.caller_pseudonym, _db_time(since, sqlite), _db_time(conv.started_at, sqlite),
-         conv.conversation_id],
-    )  # fmt: skip
+        [*(callers if sqlite else [callers]), _db_time(since, sqlite), _db_time(until, sqlite)],
+    )
+    calls: dict[str, list[tuple[dt.datetime, str]]] = {}
+    for caller, started, cid in cursor.fetchall():
+        calls.setdefault(caller, []).append((_aware(started), cid))  # type: ignore[arg-type]
+    return [_is_repeat(conv, calls.get(conv.caller_pseudonym, ()), window) for conv in convs]
+
+
+def _is_repeat(
+    conv: Conversation, calls: Iterable[tuple[dt.datetime, str]], window: dt.timedelta
+) -> bool:
+    """Another of the caller's inbound ``calls`` (start, conversation) in the window
+    before this conversation's start (or at the same start, with a smaller id)."""
+    if conv.flow != Flow.INBOUND or not conv.caller_pseudonym:
+        return False
+    start, cid = conv.started_at, conv.conversation_id
     return any(
-        _aware(started) < conv.started_at or cid < conv.conversation_id  # type: ignore[operator]
-        for started, cid in cursor.fetchall()
+        start - window <= at <= start and other != cid and (at < start or other < cid)
+        for at, other in calls
     )
 
 
@@ -283,11 +327,8 @@ def _minutes(conv: Conversation | None) -> set[dt.datetime]:
     return {first + dt.timedelta(minutes=i) for i in range(count)}
 
 
-def _apply_load(
-    cursor: Any, before: Conversation | None, after: Conversation, sqlite: bool
-) -> None:
+def _apply_load(cursor: Any, changes: list[tuple[Any, int]], sqlite: bool) -> None:
     """Per-minute active conversations, and each touched hour's peak of them (SQLite)."""
-    changes = _load_changes(before, after)
     if not changes:
         return
     minutes, hours = LoadMinute._meta.db_table, LoadHour._meta.db_table
@@ -399,7 +440,7 @@ def _pg_write_sql(rollup: bool, matrix: bool, load: int) -> str:
 def _write_postgres(
     cursor: Any, rows: list[Change], matrix: list[Change], changes: list[tuple[Any, int]]
 ) -> None:
-    """The rollup, matrix and load changes of one call in one statement (`_pg_write_sql`)."""
+    """The rollup, matrix and load changes in one statement (`_pg_write_sql`)."""
     params: list[Any] = []
     found = []
     for part, dims, measures in ((rows, ROLLUP_DIMS, kpis.MEASURES),
@@ -445,19 +486,24 @@ def apply_call(call: Call, *, replaced: Mapping[str, Any] | None = None) -> None
 
 
 def apply_calls(legs: Sequence[tuple[Call, Mapping[str, Any] | None]]) -> None:
-    """`apply_call` for each ``(call, replaced)`` in order, in one transaction block with one
-    cursor: a recorder applies the calls it saved together, and the block, cursor and index
-    lookup per call cost as much as a call's statements."""
+    """`apply_call` for each ``(call, replaced)``, legs of distinct conversations, in one
+    transaction block with one cursor (a recorder applies the calls of a read together).
+
+    What a leg adds depends only on the calls table (the other legs of its conversation,
+    the caller's earlier calls), never on the rollups: so the reads for all legs are made
+    first, one query each, and the changes of all legs are summed per rollup, matrix and
+    load row and written once, which leaves the rows that applying leg after leg leaves."""
     if not legs:
         return
+    if len({call.conversation_id for call, _ in legs}) != len(legs):
+        raise ValueError("legs of one conversation are applied one at a time")
     info = orgindex.current_index().info
     with transaction.atomic(savepoint=False):  # inside the ingest's transaction if any
         connection.ensure_connection()
         sqlite = connection.vendor == "sqlite"  # looked up once: the proxy is slow to reach
         cursor = _raw_cursor(connection.connection, sqlite)
         try:
-            for call, replaced in legs:
-                _apply(cursor, call, info, replaced, sqlite)
+            _apply(cursor, legs, info, sqlite)
         finally:
             cursor.close()
 
@@ -475,35 +521,58 @@ def _raw_cursor(raw: Any, sqlite: bool) -> Any:
 
 def _apply(
     cursor: Any,
-    call: Call,
+    legs: Sequence[tuple[Call, Mapping[str, Any] | None]],
     info: Mapping[int, UnitInfo],
-    replaced: Mapping[str, Any] | None,
     sqlite: bool,
 ) -> None:
-    others = [leg_of(row, info) for row in _other_legs(cursor, call)]
-    this = leg_of(leg_values(call), info)
-    previous = [] if replaced is None else [leg_of(replaced, info)]
-    before = conversation_of(others + previous) if others or previous else None
-    after = conversation_of([*others, this])
-    repeat_after = _is_repeat(cursor, after, sqlite)
-    rows = _changes([], {}, rollup_dims(after, info),
-                    kpis.measures(after, repeat=repeat_after), len(ROLLUP_KEY))  # fmt: skip
-    matrix = _changes([], {}, matrix_dims(after, info), matrix_measures(after), len(MATRIX_KEY))
-    if before is not None:
-        same = (before.started_at, before.caller_pseudonym, before.flow) == (
-            after.started_at, after.caller_pseudonym, after.flow)  # fmt: skip
-        repeat_before = repeat_after if same else _is_repeat(cursor, before, sqlite)
-        rows = _changes(rollup_dims(before, info), kpis.measures(before, repeat=repeat_before),
-                        rollup_dims(after, info), kpis.measures(after, repeat=repeat_after),
-                        len(ROLLUP_KEY))  # fmt: skip
-        matrix = _changes(matrix_dims(before, info), matrix_measures(before),
-                          matrix_dims(after, info), matrix_measures(after),
-                          len(MATRIX_KEY))  # fmt: skip
+    found = _other_legs(cursor, [call for call, _ in legs], sqlite)
+    folds: list[tuple[Conversation | None, Conversation]] = []
+    for call, replaced in legs:
+        others = [leg_of(row, info) for row in found.get(call.conversation_id, ())]
+        previous = [] if replaced is None else [leg_of(replaced, info)]
+        before = conversation_of(others + previous) if others or previous else None
+        folds.append((before, conversation_of([*others, leg_of(leg_values(call), info)])))
+    # the earlier version of a conversation is asked about only if its caller or start differ
+    again = [b for b, a in folds if b is not None and not _same_caller(b, a)]
+    repeats = _repeats(cursor, [a for _b, a in folds] + again, sqlite)
+    repeats_before = iter(repeats[len(folds) :])
+    rows: Totals = {}
+    matrix: Totals = {}
+    load: dict[dt.datetime, int] = {}
+    for (before, after), repeat in zip(folds, repeats[: len(folds)], strict=True):
+        old: list[tuple[Any, ...]] = []
+        old_matrix: list[tuple[Any, ...]] = []
+        old_m: dict[str, float] = {}
+        old_matrix_m: dict[str, float] = {}
+        if before is not None:
+            repeat_before = repeat if _same_caller(before, after) else next(repeats_before)
+            old, old_m = rollup_dims(before, info), kpis.measures(before, repeat=repeat_before)
+            old_matrix, old_matrix_m = matrix_dims(before, info), matrix_measures(before)
+        new_m = kpis.measures(after, repeat=repeat)
+        width = len(ROLLUP_KEY)
+        _sum(rows, _changes(old, old_m, rollup_dims(after, info), new_m, width), width)
+        width = len(MATRIX_KEY)
+        _sum(matrix, _changes(old_matrix, old_matrix_m, matrix_dims(after, info),
+                              matrix_measures(after), width), width)  # fmt: skip
+        for minute, step in _load_changes(before, after):
+            load[minute] = load.get(minute, 0) + step
+    _write(cursor, list(rows.values()), list(matrix.values()),
+           [(minute, step) for minute, step in load.items() if step], sqlite)  # fmt: skip
+
+
+def _same_caller(before: Conversation, after: Conversation) -> bool:
+    """Does the repeat-caller check give the same answer for both versions?"""
+    return (before.started_at, before.caller_pseudonym, before.flow) == (
+        after.started_at, after.caller_pseudonym, after.flow)  # fmt: skip
+
+
+def _write(cursor: Any, rows: list[Change], matrix: list[Change],
+           load: list[tuple[Any, int]], sqlite: bool) -> None:  # fmt: skip
     if not sqlite:
-        _write_postgres(cursor, rows, matrix, _load_changes(before, after))
+        _write_postgres(cursor, rows, matrix, load)
         return
     _upsert(cursor, Rollup._meta.db_table, dims=ROLLUP_DIMS, key=ROLLUP_KEY,
-            measures=kpis.MEASURES, changes=rows, sqlite=sqlite)  # fmt: skip
+            measures=kpis.MEASURES, changes=rows)  # fmt: skip
     _upsert(cursor, MatrixRollup._meta.db_table, dims=MATRIX_DIMS, key=MATRIX_KEY,
-            measures=MATRIX_MEASURES, changes=matrix, sqlite=sqlite)  # fmt: skip
-    _apply_load(cursor, before, after, sqlite)
+            measures=MATRIX_MEASURES, changes=matrix)  # fmt: skip
+    _apply_load(cursor, load, sqlite)
