@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callscope.protocol import sdp as sdp_module
 from callscope.protocol.errors import SdpParseError
 from callscope.protocol.multipart import body_part
 from callscope.protocol.sdp import (
@@ -327,3 +328,43 @@ def test_media_attributes_are_the_first_of_each_name(session: list[str], media: 
     assert m.fingerprint == (_first(attrs, "fingerprint") or _first(top, "fingerprint"))
     assert len(m.crypto) == sum(1 for k, v in attrs if k == "crypto" and v == "1 A inline:k")
     assert (96 in m.rtpmap) == any(v == "96 opus/48000/2" for k, v in attrs if k == "rtpmap")
+
+
+def _parse_afresh(data: bytes) -> SessionDescription | tuple[str, str]:
+    sdp_module._MEANINGS.clear()
+    try:
+        return SessionDescription.parse(data)
+    except SdpParseError as exc:
+        return "error", str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    session=st.lists(ATTRIBUTES, max_size=3),
+    media=st.lists(ATTRIBUTES, max_size=6),
+    other=st.lists(ATTRIBUTES, max_size=6),
+    lines=st.lists(st.one_of(LINES, st.text(max_size=20)), max_size=8),
+)
+def test_remembered_media_meanings_give_the_description_parsed_afresh(
+    session: list[str], media: list[str], other: list[str], lines: list[str]
+) -> None:
+    texts = [
+        ["v=0", "c=IN IP4 192.0.2.1", *session, "m=audio 4000 RTP/AVP 0 96", *media],
+        ["v=0", *session, "m=audio 4002 RTP/AVP 96 0", *media, "m=video 0 RTP/AVP 34", *other],
+        ["v=0", "c=IN IP4 0.0.0.0", "m=audio 4004 RTP/AVP 0 96", *media, *lines],
+    ]
+    datas = ["\r\n".join(text).encode("utf-8", "surrogatepass") for text in texts]
+    fresh = [_parse_afresh(data) for data in datas]
+    for data in datas + datas:  # every meaning is remembered by now
+        try:
+            parsed: SessionDescription | tuple[str, str] = SessionDescription.parse(data)
+        except SdpParseError as exc:
+            parsed = "error", str(exc)
+        assert parsed == fresh[datas.index(data)]
+
+
+def test_descriptions_do_not_share_their_payload_maps() -> None:
+    one = SessionDescription.parse(OFFER)
+    one.media[0].rtpmap.clear()  # type: ignore[attr-defined]
+    two = SessionDescription.parse(OFFER)
+    assert two.media[0].rtpmap and two.media[0].rtpmap is not one.media[0].rtpmap

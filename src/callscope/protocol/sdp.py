@@ -67,6 +67,7 @@ _DIRECTIONS = {d.value: d for d in Direction}
 # a PBX writes the same c= and a=rtpmap values into every SDP it sends
 _parse_connection = RecentParses(Connection.parse)
 _parse_rtpmap = RecentParses(RtpMap.parse)
+_parse_origin = RecentParses(Origin.parse)  # and the same o= line while the session lasts
 
 
 @quick_init
@@ -199,6 +200,7 @@ class _Parser:
         self.problems: list[SdpProblem] = []
         self.session = _Section()
         self.sections: list[_Section] = []
+        self.current = self.session  # the section lines go to: the last m= one, if any
         self.version: int | None = None
         self.origin: Origin | None = None
         self.session_name: str | None = None
@@ -212,37 +214,47 @@ class _Parser:
         if not_utf8:
             self.problem("SDP is not UTF-8", "")
         route = self.line
+        attributes = self.current.attributes
         for raw in text.split("\n"):
             line = raw.strip()
+            if line[:2] == "a=":  # most lines: `on_attribute`, inline
+                name, has_value, value = line[2:].partition(":")
+                attributes.append((name.strip(), value.strip() if has_value else None))
+                continue
             while line:  # the rest of a glued line comes next (see `split_glued`)
                 line = route(line)
+            attributes = self.current.attributes  # an m= line starts a section
         if self.version is None:
             raise SdpParseError("SDP has no v= line")
         session = self.session
-        media = tuple(m for m in (self.media(s) for s in self.sections if s.usable) if m)
+        media: list[MediaDescription] = []
+        for section in self.sections:
+            found = self.media(section) if section.usable else None
+            if found is not None:
+                media.append(found)
         if not media:
             raise SdpParseError("SDP has no usable m= line")
         return SessionDescription(
             self.data, self.version, self.origin, self.session_name, session.connection,
             tuple(session.bandwidth), tuple(session.attributes), self.session_direction(),
-            media, tuple(self.problems), tuple(session.other),
+            tuple(media), tuple(self.problems), tuple(session.other),
         )  # fmt: skip
 
     def line(self, line: str) -> str:
         """Route one line to its handler; returns the rest of a glued line, else ``""``."""
-        kind, sep, value = line.partition("=")
-        if not sep or len(kind) != 1 or kind not in _TYPES:
+        kind = line[0]  # a one-character type, then "=" (the line is not empty)
+        if line[1:2] != "=" or kind not in _TYPES:
             self.problem("line is not type=value", line)
             return ""
+        value = line[2:]
         rest = ""
-        if kind in "oc":  # one character: o= or c=
+        if kind in "oc" and "=" in value:  # one character: o= or c=
             value, rest = self.split_glued(kind, value)
-        current = self.sections[-1] if self.sections else self.session
         handler = _LINE_HANDLERS.get(kind)
         if handler is None:
-            current.other.append((kind, value))
+            self.current.other.append((kind, value))
         else:
-            handler(self, current, value)
+            handler(self, self.current, value)
         return rest
 
     def on_version(self, _current: _Section, value: str) -> None:
@@ -251,7 +263,7 @@ class _Parser:
             self.problem("unknown SDP version", f"v={value}")
 
     def on_origin(self, _current: _Section, value: str) -> None:
-        self.origin = Origin.parse(value)
+        self.origin = _parse_origin(value)
         if self.origin is None:
             self.problem("bad o= line", f"o={value}")
 
@@ -262,7 +274,8 @@ class _Parser:
             current.other.append(("s", value))
 
     def on_media(self, _current: _Section, value: str) -> None:
-        self.sections.append(_Section(m_line=value))
+        self.current = _Section(m_line=value)
+        self.sections.append(self.current)
 
     def on_connection(self, current: _Section, value: str) -> None:
         current.connection = _parse_connection(value)
@@ -303,19 +316,76 @@ class _Parser:
             self.problem("bad m= line", f"m={section.m_line}")
             return None
         proto, formats = parts[2], tuple(parts[3:])
-        attrs = section.attributes
-        # one pass: the first value of each attribute name, and the first direction flag
-        first: dict[str, str | None] = {}
+        attrs = tuple(section.attributes)
+        key = (attrs, proto, formats)
+        meaning = _MEANINGS.get(key)
+        if meaning is None:
+            meaning = _Meaning.of(attrs, proto, formats)
+            if len(self.data) <= _MAX_REMEMBERED_SDP:
+                if len(_MEANINGS) >= _MAX_MEANINGS:
+                    _MEANINGS.clear()
+                _MEANINGS[key] = meaning
+        self.problems.extend(meaning.problems)
+        declared = meaning.declared or self.session_direction()
+        connection = section.connection or self.session.connection
+        zero = connection is not None and connection.address in _ZERO_ADDRESSES
+        session_attrs = self.session.attributes
+        return MediaDescription(
+            media=parts[0].lower(),
+            port=int(port_text),
+            port_count=int(count_text) if count_text else 1,
+            proto=proto,
+            formats=formats,
+            connection=connection,
+            bandwidth=tuple(section.bandwidth),
+            attributes=attrs,
+            rtpmap=dict(meaning.rtpmap),  # each description its own (a dict is mutable)
+            fmtp=dict(meaning.fmtp),
+            declared_direction=declared,
+            direction=_WITHOUT_RECEIVE[declared] if zero else declared,
+            label=meaning.label,
+            rtcp_port=meaning.rtcp_port,
+            rtcp_mux=meaning.rtcp_mux,
+            crypto=meaning.crypto,
+            zrtp_hash=meaning.zrtp_hash or _value(session_attrs, "zrtp-hash"),
+            fingerprint=meaning.fingerprint or _value(session_attrs, "fingerprint"),
+            ptime=meaning.ptime,
+            other_lines=tuple(section.other),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Meaning:
+    """What an m= section's attributes say, with its profile and formats: payload maps,
+    declared direction (None: the session's), RTCP, encryption, packet time, and the
+    problems found. A PBX sends the same attributes in every call, so the meaning of a
+    section is remembered (`_MEANINGS`) and only ports and addresses are read each time."""
+
+    rtpmap: dict[int, RtpMap]
+    fmtp: dict[int, str]
+    declared: Direction | None
+    label: str | None
+    rtcp_port: int | None
+    rtcp_mux: bool
+    crypto: tuple[Crypto, ...]
+    zrtp_hash: str | None
+    fingerprint: str | None
+    ptime: int | None
+    problems: tuple[SdpProblem, ...]
+
+    @classmethod
+    def of(cls, attrs: tuple[Attribute, ...], proto: str, formats: tuple[str, ...]) -> _Meaning:
+        problems: list[SdpProblem] = []
+        # the first value of each attribute name (the dict keeps the last it is given)
+        first: dict[str, str | None] = dict(reversed(attrs))
         declared: Direction | None = None
-        for name, value in attrs:
-            if name not in first:
-                first[name] = value
-            if value is None and declared is None:
+        for name, value in attrs:  # the first direction flag
+            if value is None:
                 declared = _DIRECTIONS.get(name.lower())
-        if declared is None:
-            declared = self.session_direction()
+                if declared is not None:
+                    break
         if "rtpmap" in first or "fmtp" in first:
-            rtpmap, fmtp = self.payload_maps(attrs)
+            rtpmap, fmtp = _payload_maps(attrs, problems)
         else:
             rtpmap, fmtp = {}, {}
         if "RTP" in proto.upper():
@@ -328,82 +398,83 @@ class _Parser:
                     if found is not None:
                         ordered[pt] = found
             rtpmap = ordered | rtpmap
-        connection = section.connection or self.session.connection
-        zero = connection is not None and connection.address in _ZERO_ADDRESSES
-        session_attrs = self.session.attributes
-        return MediaDescription(
-            media=parts[0].lower(),
-            port=int(port_text),
-            port_count=int(count_text) if count_text else 1,
-            proto=proto,
-            formats=formats,
-            connection=connection,
-            bandwidth=tuple(section.bandwidth),
-            attributes=tuple(attrs),
+        return cls(
             rtpmap=rtpmap,
             fmtp=fmtp,
-            declared_direction=declared,
-            direction=_WITHOUT_RECEIVE[declared] if zero else declared,
+            declared=declared,
             label=first.get("label"),
-            rtcp_port=self.rtcp_port(first.get("rtcp")),
+            rtcp_port=_rtcp_port(first.get("rtcp"), problems),
             rtcp_mux="rtcp-mux" in first,
-            crypto=self.crypto(attrs) if "crypto" in first else (),
-            zrtp_hash=first.get("zrtp-hash") or _value(session_attrs, "zrtp-hash"),
-            fingerprint=first.get("fingerprint") or _value(session_attrs, "fingerprint"),
-            ptime=self.ptime(first.get("ptime")),
-            other_lines=tuple(section.other),
+            crypto=_crypto(attrs, problems) if "crypto" in first else (),
+            zrtp_hash=first.get("zrtp-hash"),
+            fingerprint=first.get("fingerprint"),
+            ptime=_ptime(first.get("ptime"), problems),
+            problems=tuple(problems),
         )
 
-    def payload_maps(self, attrs: list[Attribute]) -> tuple[dict[int, RtpMap], dict[int, str]]:
-        rtpmap: dict[int, RtpMap] = {}
-        fmtp: dict[int, str] = {}
-        for name, value in attrs:
-            if name not in ("rtpmap", "fmtp"):
-                continue
-            pt_text, _, rest = (value or "").partition(" ")
-            if not is_digits(pt_text) or int(pt_text) > 127:
-                message = "bad a=fmtp" if name == "fmtp" else "bad a=rtpmap"
-                self.problem(message, f"a={name}:{value}")
-            elif name == "fmtp":
-                fmtp.setdefault(int(pt_text), rest.strip())
+
+def _payload_maps(
+    attrs: tuple[Attribute, ...], problems: list[SdpProblem]
+) -> tuple[dict[int, RtpMap], dict[int, str]]:
+    rtpmap: dict[int, RtpMap] = {}
+    fmtp: dict[int, str] = {}
+    for name, value in attrs:
+        if name not in ("rtpmap", "fmtp"):
+            continue
+        pt_text, _, rest = (value or "").partition(" ")
+        if not is_digits(pt_text) or int(pt_text) > 127:
+            message = "bad a=fmtp" if name == "fmtp" else "bad a=rtpmap"
+            problems.append(SdpProblem(message, f"a={name}:{value}"))
+        elif name == "fmtp":
+            fmtp.setdefault(int(pt_text), rest.strip())
+        else:
+            parsed = _parse_rtpmap(rest)
+            if parsed is None:
+                problems.append(SdpProblem("bad a=rtpmap", f"a=rtpmap:{value}"))
             else:
-                parsed = _parse_rtpmap(rest)
-                if parsed is None:
-                    self.problem("bad a=rtpmap", f"a=rtpmap:{value}")
-                else:
-                    rtpmap.setdefault(int(pt_text), parsed)
-        return rtpmap, fmtp
+                rtpmap.setdefault(int(pt_text), parsed)
+    return rtpmap, fmtp
 
-    def rtcp_port(self, value: str | None) -> int | None:
-        # RFC 3605 2.1: a=rtcp:port [nettype addrtype connection-address]
-        if value is None:
-            return None
-        port = value.split()[0] if value.split() else ""
-        if is_digits(port) and int(port) < 65536:
-            return int(port)
-        self.problem("bad a=rtcp", f"a=rtcp:{value}")
+
+def _rtcp_port(value: str | None, problems: list[SdpProblem]) -> int | None:
+    # RFC 3605 2.1: a=rtcp:port [nettype addrtype connection-address]
+    if value is None:
         return None
+    port = value.split()[0] if value.split() else ""
+    if is_digits(port) and int(port) < 65536:
+        return int(port)
+    problems.append(SdpProblem("bad a=rtcp", f"a=rtcp:{value}"))
+    return None
 
-    def crypto(self, attrs: list[Attribute]) -> tuple[Crypto, ...]:
-        found: list[Crypto] = []
-        for name, value in attrs:
-            if name == "crypto":
-                crypto = Crypto.parse(value or "")
-                if crypto is None:
-                    self.problem("bad a=crypto", "a=crypto")
-                else:
-                    found.append(crypto)
-        return tuple(found)
 
-    def ptime(self, value: str | None) -> int | None:
-        # RFC 8866 6.4: packet time in milliseconds (some UAs write a decimal point)
-        if value is None:
-            return None
-        whole = value.partition(".")[0]
-        if is_digits(whole):
-            return int(whole)
-        self.problem("bad a=ptime", f"a=ptime:{value}")
+def _crypto(attrs: tuple[Attribute, ...], problems: list[SdpProblem]) -> tuple[Crypto, ...]:
+    found: list[Crypto] = []
+    for name, value in attrs:
+        if name == "crypto":
+            crypto = Crypto.parse(value or "")
+            if crypto is None:
+                problems.append(SdpProblem("bad a=crypto", "a=crypto"))
+            else:
+                found.append(crypto)
+    return tuple(found)
+
+
+def _ptime(value: str | None, problems: list[SdpProblem]) -> int | None:
+    # RFC 8866 6.4: packet time in milliseconds (some UAs write a decimal point)
+    if value is None:
         return None
+    whole = value.partition(".")[0]
+    if is_digits(whole):
+        return int(whole)
+    problems.append(SdpProblem("bad a=ptime", f"a=ptime:{value}"))
+    return None
+
+
+# the meanings of recent media sections, by (attributes, profile, formats); bounded as
+# `RecentParses` (emptied when full; the sections of long descriptions are not kept)
+_MEANINGS: dict[tuple[tuple[Attribute, ...], str, tuple[str, ...]], _Meaning] = {}
+_MAX_MEANINGS = 1024
+_MAX_REMEMBERED_SDP = 4096
 
 
 _LINE_HANDLERS: dict[str, Callable[[_Parser, _Section, str], None]] = {
