@@ -18,6 +18,11 @@ the consumer's own hot path would take it (no timer due, RTP version 2): see
 `callscope.core.routes`. It is counted as a datagram all the same. Only a consumer that
 takes each datagram before the next is decoded (`read_file` into a loop) may pass routes.
 
+Compiled scanner: for a classic pcap file read with routes, the file reader hands whole
+buffers to `callscope.capture._pcapscan.PcapScanner` where it is built; it takes the
+records this loop would end without a Datagram (routed RTP, mirror duplicates of it) and
+leaves every other record to this loop, which stays the reference (a test compares both).
+
 Nothing here raises for a bad frame: it is counted in `CaptureCounters.errors` by kind.
 """
 
