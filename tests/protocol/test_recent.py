@@ -54,3 +54,12 @@ def test_the_table_is_bounded_and_keeps_neither_errors_nor_long_texts():
             recent("bad")
         assert recent("x" * 11) == "X" * 11
     assert calls.count("bad") == 2 and calls.count("x" * 11) == 2
+
+
+def test_known_gives_the_remembered_value_or_none():
+    recent = RecentParses(str.upper, limit=2)
+    assert recent.known("a") is None
+    assert recent("a") == "A" and recent.known("a") == "A"
+    recent("b")
+    recent("c")  # full: emptied, then "c" kept
+    assert recent.known("a") is None and recent.known("c") == "C"

@@ -41,6 +41,7 @@ _VALID_DIGITS: Final = frozenset(DTMF_DIGITS)
 _EVENT_CODES: Final = {str(code): digit for code, digit in enumerate(DTMF_DIGITS)}
 _LADDER_DIRECTION: Final = {role: direction.contract for role, direction in _SENT_BY.items()}
 _HELD: Final = frozenset({Direction.SENDONLY, Direction.INACTIVE, Direction.RECVONLY})
+_NOBODY: Final = Party(None, None, None)  # a party not (yet) known
 # RFC 3325 9.1, and the headers P-Asserted-Identity falls back to (see SipMessage)
 _ASSERTED: Final = frozenset({"p-asserted-identity", "p-preferred-identity", "remote-party-id"})
 
@@ -131,8 +132,8 @@ class Call:
         self.source = dgram.source
         self.transport = dgram.transport.value
         self.invite_dst = dgram.dst
-        self.caller = Party(None, None, None)
-        self.callee = Party(None, None, None)
+        self.caller = _NOBODY
+        self.callee = _NOBODY
         self.answered = False
         self.early_media = False
         self.encrypted: str | None = None
@@ -158,7 +159,7 @@ class Call:
 
     def _set_parties(self, invite: SipMessage) -> None:
         try:
-            asserted = invite.p_asserted_identity if _ASSERTED & set(invite.names) else None
+            asserted = None if _ASSERTED.isdisjoint(invite.names) else invite.p_asserted_identity
             self.caller = party_of(invite.from_, asserted)
         except SipParseError as exc:
             self.count(exc.kind)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from callscope.assembly.records import PayloadFormat
+from callscope.core.frozen import quick_init
 from callscope.protocol.dialog import Role
 
 __all__ = ["EndpointKey", "EndpointMap", "Registration", "Resolution"]
@@ -34,6 +35,7 @@ EndpointKey = tuple[str, int]
 _O = TypeVar("_O")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Registration(Generic[_O]):
     """``party`` of ``owner`` receives ``media`` at an endpoint (``rtcp``: its RTCP port)."""
@@ -46,6 +48,7 @@ class Registration(Generic[_O]):
     serial: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Resolution(Generic[_O]):
     """The call a flow belongs to, who sends it, and what the SDP says about it."""
@@ -84,8 +87,10 @@ class EndpointMap(Generic[_O]):
     ) -> bool:
         """Register an endpoint; returns False if it was already the owner's newest one
         with the same meaning (nothing changed, flows need not be looked up again)."""
-        regs = self._regs.setdefault(key, [])
-        if regs:
+        regs = self._regs.get(key)
+        if regs is None:
+            regs = self._regs[key] = []
+        elif regs:
             last = regs[-1]
             if (
                 last.owner is owner
@@ -98,7 +103,10 @@ class EndpointMap(Generic[_O]):
             regs[:] = [r for r in regs if not (r.owner is owner and r.party is party)]
         self._serial += 1
         regs.append(Registration(owner, party, media, dict(payload_map), rtcp, self._serial))
-        self._by_owner.setdefault(id(owner), set()).add(key)
+        keys = self._by_owner.get(id(owner))
+        if keys is None:
+            keys = self._by_owner[id(owner)] = set()
+        keys.add(key)
         return True
 
     def unregister(self, owner: _O) -> list[EndpointKey]:
@@ -107,6 +115,9 @@ class EndpointMap(Generic[_O]):
         for key in keys:
             regs = self._regs.get(key)
             if regs is None:
+                continue
+            if len(regs) == 1 and regs[0].owner is owner:
+                del self._regs[key]  # the usual case: the endpoint was the owner's alone
                 continue
             regs[:] = [r for r in regs if r.owner is not owner]
             if not regs:

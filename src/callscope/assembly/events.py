@@ -16,6 +16,8 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
+from callscope.core.frozen import quick_init
+
 if TYPE_CHECKING:
     from callscope.assembly.records import CallRecord
 
@@ -50,6 +52,7 @@ class StreamDirection(enum.IntEnum):
 _CONTRACT_NAMES: Final = {direction: direction.name.lower() for direction in StreamDirection}
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallStarted:
     """The first INVITE of a call leg was seen."""
@@ -59,6 +62,7 @@ class CallStarted:
     at: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallRinging:
     """The first provisional response 101-199 (ringing or session progress)."""
@@ -67,6 +71,7 @@ class CallRinging:
     at: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallAnswered:
     """The first 2xx to the initial INVITE."""
@@ -75,6 +80,7 @@ class CallAnswered:
     at: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CallEnded:
     """The call is over (or the input ended): its final record."""

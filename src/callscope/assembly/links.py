@@ -19,6 +19,7 @@ The conversation_id of a group is the Call-ID of its earliest leg.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from contextlib import suppress
 from typing import Final
@@ -30,7 +31,7 @@ from callscope.protocol.sip import SipMessage
 
 __all__ = ["Links", "join"]
 
-_SEPARATORS: Final = frozenset("-_.;:+~=")
+_SEPARATOR: Final = re.compile(r"[-_.;:+~=]")
 _MIN_RELATED: Final = 8  # shorter Call-IDs are too likely to repeat by chance
 _MAX_RECENT: Final = 4096  # remembered INVITE destinations / REFERs (bounded)
 _RECENT_PER_DESTINATION: Final = 64  # latest legs remembered per INVITE destination
@@ -53,12 +54,12 @@ def call_id_stems(call_id: str) -> list[str]:
     """The parts of a Call-ID before and after each separator (at least 8 characters):
     a B2BUA's derived Call-ID extends the original at a separator (``abc`` -> ``abc-b2b_1``)."""
     stems = []
-    for i, char in enumerate(call_id):
-        if char in _SEPARATORS:
-            if i >= _MIN_RELATED:
-                stems.append(call_id[:i])
-            if len(call_id) - i - 1 >= _MIN_RELATED:
-                stems.append(call_id[i + 1 :])
+    for separator in _SEPARATOR.finditer(call_id):
+        i = separator.start()
+        if i >= _MIN_RELATED:
+            stems.append(call_id[:i])
+        if len(call_id) - i - 1 >= _MIN_RELATED:
+            stems.append(call_id[i + 1 :])
     return stems
 
 
@@ -100,7 +101,8 @@ class Links:
             if other is not call:
                 join(call, other)  # the same Call-ID with another From tag
         self._session(call, invite)
-        self._related(call, at)
+        stems = call_id_stems(call.call_id)
+        self._related(call, at, stems)
         self._b2bua(call, src, at)
         recent = self._by_invite_dst.setdefault(call.invite_dst, [])
         recent.append(call)
@@ -109,7 +111,7 @@ class Links:
         if len(self._by_invite_dst) > _MAX_RECENT:
             del self._by_invite_dst[next(iter(self._by_invite_dst))]
         self._ids[call.call_id] = call
-        for stem in call_id_stems(call.call_id):
+        for stem in stems:
             self._stems[stem] = call
 
     def refer(self, call: Call, refer: SipMessage, at: int) -> None:
@@ -169,7 +171,7 @@ class Links:
     def _referred(self, call: Call, invite: SipMessage, at: int) -> None:
         if call.transfer_method is not None:
             return
-        referred_by = invite.header("referred-by") is not None  # RFC 3892
+        referred_by = "referred-by" in invite.names  # RFC 3892
         to = invite.to
         user = to.uri.user.partition(";")[0] if to is not None and to.uri.user else None
         for refer in reversed(self._refers):
@@ -196,10 +198,10 @@ class Links:
         if len(self._sessions) > _MAX_RECENT:
             del self._sessions[next(iter(self._sessions))]
 
-    def _related(self, call: Call, at: int) -> None:
+    def _related(self, call: Call, at: int, stems: list[str]) -> None:
         """A live leg whose Call-ID extends this one at a separator, or the reverse."""
         candidates = [self._stems.get(call.call_id)]
-        candidates.extend(self._ids.get(stem) for stem in call_id_stems(call.call_id))
+        candidates.extend(self._ids.get(stem) for stem in stems)
         for other in candidates:
             if (
                 other is not None

@@ -269,17 +269,19 @@ class CallTracker:
     def _in_call(self, call: Call, msg: SipMessage, dgram: Datagram) -> list[CallEvent]:
         at = dgram.at
         role, _kind, action, duplicate = call.dialog.receive(msg, at, dgram.src)
-        sdp = self._sdp(call, msg)
+        sdp = self._sdp(call, msg) if msg.body else None
         if not call.emitted:
             call.add_ladder(msg, dgram, role, sdp)
-        if sdp is not None and not call.emitted:
-            self._offer_answer(call, role, sdp, at)
+            if sdp is not None:
+                self._offer_answer(call, role, sdp, at)
         if duplicate:
             return []
-        call.note_defects(msg)
-        if msg.method == "INFO":
+        if msg.defects:
+            call.note_defects(msg)
+        method = msg.method
+        if method == "INFO":
             call.info(msg, role, at)
-        elif msg.method == "REFER":
+        elif method == "REFER":
             self._links.refer(call, msg, at)
         return self._after(call, action, at)
 

@@ -313,9 +313,12 @@ class InviteDialog:
             self._invite_cseqs.append(cseq[0])
         if role is Role.CALLEE and msg.status_code is not None:  # a response of the callee
             self._note_callee_tag(msg)
-        state, action = TRANSITIONS[self.state].get(kind, (self.state, Action.NONE))
-        self.state = state
-        _APPLY[action](self, at, role, msg.status_code)
+        found = TRANSITIONS[self.state].get(kind)
+        if found is None:
+            return role, kind, Action.NONE, False
+        self.state, action = found
+        if action is not Action.NONE:
+            _APPLY[action](self, at, role, msg.status_code)
         return role, kind, action, False
 
     def _note_callee_tag(self, msg: SipMessage) -> None:

@@ -20,13 +20,16 @@ class RecentParses(Generic[_K, _T]):
     """``parse(text)`` for texts (or bytes) seen recently, from a table; the rest parsed as
     usual."""
 
-    __slots__ = ("_limit", "_max_text", "_parse", "_values")
+    __slots__ = ("_limit", "_max_text", "_parse", "_values", "known")
 
     def __init__(self, parse: Callable[[_K], _T], *, limit: int = 4096, max_text: int = 512):
         self._parse: Callable[[_K], _T] = parse
         self._values: dict[_K, _T] = {}
         self._limit = limit
         self._max_text = max_text
+        #: the value remembered for a text, or None: ``known(text) or recent(text)`` spares
+        #: the hot paths a Python call when the text was seen lately
+        self.known: Callable[[_K], _T | None] = self._values.get
 
     def __call__(self, text: _K) -> _T:
         value = self._values.get(text)

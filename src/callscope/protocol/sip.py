@@ -167,6 +167,7 @@ def _parse_start_line(line: bytes) -> StartLine:
 
 # status lines repeat in every call, request lines of a dialog in each of its requests
 _start_line: RecentParses[bytes, StartLine] = RecentParses(_parse_start_line)
+_known_start_line = _start_line.known
 
 
 @quick_init
@@ -206,7 +207,8 @@ class SipMessage:
             raise SipParseError("empty message")
         head, body_start, terminated = _split_head(data, start)
         lines, bare_lf = _split_lines(head)
-        method, uri, code, reason, version = _start_line(lines[0])
+        first = lines[0]
+        method, uri, code, reason, version = _known_start_line(first) or _start_line(first)
         headers, names, bad = parse_header_lines(lines[1:])
         if bare_lf:
             defects.append(SipDefect.BARE_LF)
@@ -302,7 +304,10 @@ class SipMessage:
             found: NameAddr | None = cache[name]
             return found
         value = self._text(name)
-        addr = cache[name] = None if value is None else _parse_name_addr(value)
+        if value is None:
+            addr = cache[name] = None
+        else:
+            addr = cache[name] = _known_name_addr(value) or _parse_name_addr(value)
         return addr
 
     def _name_addrs(self, name: str) -> tuple[NameAddr, ...]:
@@ -335,7 +340,10 @@ class SipMessage:
             found: tuple[int, str] | None = cache["cseq"]
             return found
         value = self._text("cseq")
-        cseq = cache["cseq"] = None if value is None else parse_cseq(value)
+        if value is None:
+            cseq = cache["cseq"] = None
+        else:
+            cseq = cache["cseq"] = _known_cseq(value) or _parse_cseq(value)
         return cseq
 
     @property
@@ -466,6 +474,8 @@ class SipMessage:
     @property
     def replaces(self) -> Replaces | None:
         """The Replaces header of an INVITE (RFC 3891)."""
+        if "replaces" not in self.names:  # every new leg asks; few have one
+            return None
         return self._cached("replaces", lambda: _optional(self.header("replaces"), Replaces.parse))
 
     @property
@@ -513,9 +523,13 @@ def _parse_new_name_addr(text: str) -> NameAddr:
 # the From and To values of a dialog repeat in each of its messages, and their display
 # name and URI in every call of a phone
 _parse_name_addr = RecentParses(_parse_new_name_addr)
+_known_name_addr = _parse_name_addr.known
 _parse_name_addr_head = RecentParses(NameAddr.parse)
 # and a sender writes the same Content-Type into every message with a body
 _parse_content_type = RecentParses(ContentType.parse)
+# and the same CSeq values ("1 INVITE") in every call
+_parse_cseq = RecentParses(parse_cseq)
+_known_cseq = _parse_cseq.known
 
 
 def _optional(value: str | None, parse: Callable[[str], _T]) -> _T | None:
