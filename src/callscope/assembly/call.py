@@ -264,10 +264,12 @@ class Call:
         """Hold: after the answer, an offer or answer that stops a party receiving or
         sending (sendonly, recvonly, inactive, c=0.0.0.0) until sendrecv comes back."""
         answered_at = self.dialog.answered_at
-        held = answered_at is not None and any(
-            direction in _HELD and since > answered_at
-            for direction, since in self._directions.values()
-        )
+        held = False
+        if answered_at is not None:
+            for direction, since in self._directions.values():
+                if direction in _HELD and since > answered_at:
+                    held = True
+                    break
         if held and self._held_since is None:
             self._held_since = at
         elif not held and self._held_since is not None:
@@ -336,7 +338,7 @@ class Call:
     def record(self) -> CallRecord:
         """Freeze the leg into its `CallRecord`."""
         dialog = self.dialog
-        ended_by = dialog.ended_by
+        is_open = dialog.is_open
         end = dialog.ended_at if dialog.ended_at is not None else self.last_activity()
         streams = tuple(s.record() for s in self.streams.values() if s.packets)
         transfer = None
@@ -355,14 +357,14 @@ class Call:
             started_at=dialog.started_at,
             ringing_at=dialog.ringing_at,
             answered_at=dialog.answered_at,
-            ended_at=dialog.ended_at if not dialog.is_open else None,
+            ended_at=dialog.ended_at if not is_open else None,
             result=dialog.result,
-            final_code=dialog.final_code if not dialog.is_open or self.answered else None,
-            ended_by=None if dialog.is_open else _ended_by(ended_by),
+            final_code=dialog.final_code if not is_open or self.answered else None,
+            ended_by=None if is_open else _ended_by(dialog.ended_by),
             hold_ns=self.hold_ns(end),
             early_media=self.early_media,
             streams=streams,
-            dtmf=tuple(sorted(self.dtmf, key=lambda d: d.at)),
+            dtmf=tuple(sorted(self.dtmf, key=_time_of)) if self.dtmf else (),
             transfer=transfer,
             recording_status=self._recording_status(streams),
             anomalies=tuple(sorted(self.anomalies.items())),
@@ -372,11 +374,17 @@ class Call:
     def _recording_status(self, streams: tuple[StreamRecord, ...]) -> str:
         if self.encrypted is not None:
             return "encrypted"
+        if not streams:
+            return "no_media"
         if any(s.media == "audio" for s in streams):
             return "recorded"
         if any(s.media == "video" for s in streams):
             return "video_only"
         return "no_media"
+
+
+def _time_of(digit: DtmfRecord) -> int:
+    return digit.at
 
 
 def _ended_by(value: Role | str | None) -> str | None:

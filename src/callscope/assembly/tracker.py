@@ -323,7 +323,7 @@ class CallTracker:
             address = media.address
             if media.rejected or address is None or media.zero_address:
                 continue
-            ip = _canonical_ip(address)
+            ip = _known_ip(address) or _canonical_ip(address)
             if ip is None:
                 self._count("sdp.address", call)
                 continue
@@ -422,9 +422,9 @@ class CallTracker:
 
     def _rearm(self) -> None:
         """The next packet time at which `_run_timers` has work (a timer or a sweep)."""
-        self._deadline = self.media_routes.deadline = min(
-            self._timers[0][0] if self._timers else _NEVER, self._next_sweep
-        )
+        first = self._timers[0][0] if self._timers else _NEVER
+        sweep = self._next_sweep
+        self._deadline = self.media_routes.deadline = first if first < sweep else sweep
 
     def _run_timers(self, now: int) -> list[CallEvent]:
         events: list[CallEvent] = []
@@ -540,3 +540,4 @@ def _parse_ip(address: str) -> str | None:
 
 # a PBX or SBC offers media from a few addresses, in every SDP it sends
 _canonical_ip = RecentParses(_parse_ip)
+_known_ip = _canonical_ip.known

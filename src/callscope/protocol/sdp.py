@@ -54,6 +54,10 @@ class Direction(enum.StrEnum):
     RECVONLY = "recvonly"
     INACTIVE = "inactive"
 
+    # singletons: hashed by identity, in C (Enum's own __hash__, of the name, is a Python
+    # call, and directions key the hold checks and the ladder's SDP details of every offer)
+    __hash__ = object.__hash__
+
 
 # RFC 3264 8.4: a connection address of 0.0.0.0 (RFC 2543 hold) means "do not send to me"
 _WITHOUT_RECEIVE = {
@@ -168,7 +172,10 @@ class SessionDescription:
     @property
     def is_encrypted(self) -> bool:
         """True if any media stream is encrypted (see `MediaDescription.is_encrypted`)."""
-        return any(m.is_encrypted for m in self.media)
+        for media in self.media:  # asked of every offer and answer
+            if media.is_encrypted:
+                return True
+        return False
 
     def attribute(self, name: str) -> str | None:
         """Value of the first session-level ``a=name`` (None if absent or a flag)."""
