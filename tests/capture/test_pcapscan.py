@@ -55,6 +55,34 @@ def _write(
     return path
 
 
+def _pad(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 4)
+
+
+def _block(order: str, kind: int, body: bytes) -> bytes:
+    length = 12 + len(_pad(body))
+    return struct.pack(order + "II", kind, length) + _pad(body) + struct.pack(order + "I", length)
+
+
+def _write_pcapng(path: Path, records: list[Record], *, big_endian: bool, nano: bool) -> Path:
+    # section header, two interfaces (the packets alternate between them; the second in ns
+    # when ``nano``: if_tsresol 9), then an Enhanced Packet Block per record
+    order = ">" if big_endian else "<"
+    out = [_block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))]
+    resolution = struct.pack(order + "HH", 9, 1) + b"\x09\0\0\0" + b"\0" * 4
+    out.append(_block(order, 1, struct.pack(order + "HHI", 1, 0, 262_144)))
+    out.append(_block(order, 1, struct.pack(order + "HHI", 1, 0, 262_144) + resolution))
+    for n, (at, _linktype, frame, orig) in enumerate(records):
+        iface = n % 2 if nano else 0
+        ticks = at if iface else at // 1000
+        head = struct.pack(
+            order + "IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), orig
+        )
+        out.append(_block(order, 6, head + frame))
+    path.write_bytes(b"".join(out))
+    return path
+
+
 def _vlan(frame: bytes) -> bytes:
     return frame[:12] + b"\x81\x00\x00\x64" + frame[12:]
 
@@ -83,6 +111,11 @@ class _Counting:
         class PcapScanner(source._pcapscan.PcapScanner):  # type: ignore[name-defined,misc]
             def scan(self, buf: bytes, pos: int, end: int) -> int:
                 pos = super().scan(buf, pos, end)
+                counting.taken += self.taken
+                return pos
+
+            def scan_pcapng(self, buf: bytes, pos: int, end: int, *layout: object) -> int:
+                pos = super().scan_pcapng(buf, pos, end, *layout)
                 counting.taken += self.taken
                 return pos
 
@@ -127,6 +160,10 @@ VARIANTS: dict[str, Variant] = {
         path, [(at, 113, _cooked(f), o + 2) for at, lt, f, o in records], linktype=113
     ),
     "mirror duplicates": lambda records, path: _write(path, list(_duplicated(records))),
+    "pcapng": lambda records, path: _write_pcapng(path, records, big_endian=False, nano=False),
+    "pcapng big-endian, two interfaces, ns": lambda records, path: _write_pcapng(
+        path, records, big_endian=True, nano=True
+    ),
     "IP options and fragments left to Python": lambda records, path: _write(
         path,
         [
@@ -172,16 +209,22 @@ def test_truncated_file_keeps_every_complete_record(
 _HEAD = _records(CAPTURE)[:80]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(24, 10**9), st.integers(0, 255)), min_size=1, max_size=12),
     st.integers(0, 400),
+    st.sampled_from(["pcap", "pcapng", "pcapng big-endian"]),
 )
-def test_fuzz_damaged_files_read_alike(flips: list[tuple[int, int]], cut: int) -> None:
-    # random octets changed anywhere after the file header (record headers, lengths,
-    # link, IP and UDP headers, RTP), and the file cut: both paths read it alike, no crash
+def test_fuzz_damaged_files_read_alike(flips: list[tuple[int, int]], cut: int, kind: str) -> None:
+    # random octets changed anywhere after the file header (record headers or blocks,
+    # lengths, interfaces, link, IP and UDP headers, RTP), and the file cut: both paths
+    # read it alike, no crash
     with tempfile.TemporaryDirectory() as folder:
-        path = _write(Path(folder) / "fuzz.pcap", _HEAD)
+        path = Path(folder) / "fuzz"
+        if kind == "pcap":
+            _write(path, _HEAD)
+        else:
+            _write_pcapng(path, _HEAD, big_endian=kind.endswith("big-endian"), nano=True)
         data = bytearray(path.read_bytes())
         for position, value in flips:
             data[24 + (position - 24) % (len(data) - 24)] = value

@@ -37,6 +37,21 @@ cdef inline unsigned int _u32(const unsigned char *p, bint big_endian) noexcept:
     return (<unsigned int>p[3] << 24) | (p[2] << 16) | (p[1] << 8) | p[0]
 
 
+cdef long long _INT64_MAX = 0x7FFFFFFFFFFFFFFF
+
+
+cdef long long _clip(object value) except? -1:
+    """A packet time (any Python int) as a C long long, clipped to its range: comparisons
+    with the times of records (which fit) come out the same."""
+    cdef int overflow = 0
+    cdef long long result = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow > 0:
+        return _INT64_MAX
+    if overflow < 0:
+        return -_INT64_MAX - 1
+    return result
+
+
 cdef inline unsigned int _be16(const unsigned char *p) noexcept:
     return (p[0] << 8) | p[1]
 
@@ -84,162 +99,241 @@ def key_hash(int ident, bytes flow, bytes payload):
     )
 
 
-cdef class PcapScanner:
-    """Takes the records of a classic pcap buffer that need no Python (see the module)."""
+cdef extern from *:
+    ctypedef unsigned long long uint128 "unsigned __int128"
 
-    cdef object routes, dedup, counters
+cdef enum:
+    LEAVE = 0  # the record is left to the pipeline's Python loop
+    TAKEN = 1  # the record was taken (a duplicate dropped, or RTP handed to its receiver)
+    MAX_INTERFACES = 16  # pcapng interfaces of a section the scanner keeps in C
+
+
+cdef class PcapScanner:
+    """Takes the records of a capture buffer that need no Python (see the module)."""
+
+    cdef object routes, dedup, counters, sweep_size
     cdef dict flows, table
-    cdef long long window
+    cdef long long window, deadline
     cdef int linktype, header_length
     cdef bint big_endian
     cdef long long multiplier
-    #: packet time from which the pipeline must see every record (its housekeeping)
-    cdef public long long housekeeping_at
-    cdef long long _last_at
+    cdef long long packets, octets, datagrams, duplicates
+    cdef long long _housekeeping_at
+    cdef long long _last_at  # taken here (when ``_any``)
     cdef bint _any
+    cdef object _set_at  # set by the pipeline
     #: records taken by the last ``scan``
     cdef public Py_ssize_t taken
 
     def __init__(self, routes, dedup, counters, int linktype, bint big_endian,
-                 long long multiplier, int header_length, long long housekeeping_at):
+                 long long multiplier, int header_length, housekeeping_at):
+        """``linktype``, ``big_endian``, ``multiplier`` (to ns) and ``header_length``
+        describe a classic pcap file's records (`scan`); a pcapng file's come with each
+        `scan_pcapng`."""
         self.routes = routes
         self.flows = routes.flows
         self.dedup = dedup
         self.table = dedup.table
-        self.window = dedup.window_ns
+        self.window = _clip(dedup.window_ns)
         self.counters = counters
         self.linktype = linktype
         self.big_endian = big_endian
         self.multiplier = multiplier
         self.header_length = header_length
-        self.housekeeping_at = housekeeping_at
+        self._housekeeping_at = _clip(housekeeping_at)
+
+    @property
+    def housekeeping_at(self):
+        """Packet time from which the pipeline must see every record (its housekeeping)."""
+        return self._housekeeping_at
+
+    @housekeeping_at.setter
+    def housekeeping_at(self, at):
+        self._housekeeping_at = _clip(at)
 
     @property
     def last_at(self):
         """Time of the last record decoded: taken here or set by the pipeline (None before
         the first)."""
-        return self._last_at if self._any else None
+        return self._last_at if self._any else self._set_at
 
     @last_at.setter
-    def last_at(self, long long at):
-        self._last_at = at
-        self._any = True
+    def last_at(self, at):
+        self._set_at = at  # any int: a damaged pcapng block may carry a time out of range
+        self._any = False
 
     def scan(self, bytes buf, Py_ssize_t pos, Py_ssize_t end):
-        """Take records from ``buf[pos:end]`` while they need no Python; return the offset
-        of the first record left (``end`` or an incomplete record when all were taken)."""
+        """Take classic pcap records from ``buf[pos:end]`` while they need no Python;
+        return the offset of the first record left (``end`` or an incomplete record when
+        all were taken)."""
         cdef const unsigned char *base = <const unsigned char *>PyBytes_AS_STRING(buf)
-        cdef const unsigned char *frame
-        cdef const unsigned char *udp
-        cdef Py_ssize_t header_length = self.header_length, size, l3, start, stop, udp_stop
-        cdef Py_ssize_t taken = 0
-        cdef unsigned int kind
-        cdef long long at, deadline, last
-        cdef long long multiplier = self.multiplier
-        cdef long long housekeeping_at = self.housekeeping_at
-        cdef long long window = self.window
-        cdef long long packets = 0, octets = 0, datagrams = 0, duplicates = 0
-        cdef Py_hash_t flow_hash
-        cdef PyObject *found
-        cdef int linktype = self.linktype
+        cdef Py_ssize_t header_length = self.header_length, size
+        cdef long long at
         cdef bint big_endian = self.big_endian
-        cdef dict flows = self.flows, table = self.table
-        cdef object route, flow, key = None, key_at, sweep_size
         if end > PyBytes_GET_SIZE(buf):
             end = PyBytes_GET_SIZE(buf)
-        deadline = self.routes.deadline
-        sweep_size = self.dedup.sweep_size
+        self._begin()
         try:
             while end - pos >= header_length:
                 size = _u32(base + pos + 8, big_endian)
                 if size > end - pos - header_length:
                     break
-                frame = base + pos + header_length
                 at = <long long>_u32(base + pos, big_endian) * 1000000000 + (
-                    <long long>_u32(base + pos + 4, big_endian) * multiplier
+                    <long long>_u32(base + pos + 4, big_endian) * self.multiplier
                 )
-                if at >= housekeeping_at:
+                if self._frame(at, self.linktype, base + pos + header_length, size) == LEAVE:
                     break
-                # the pipeline's fast path conditions (PacketPipeline.datagrams)
-                if linktype == 1:
-                    if size < 14:
-                        break
-                    kind = _be16(frame + 12)
-                    if kind == 0x0800:
-                        l3 = 14
-                    elif kind == 0x8100 and size >= 18 and _be16(frame + 16) == 0x0800:
-                        l3 = 18
-                    else:
-                        break
-                elif linktype == 113:
-                    if size < 16 or _be16(frame + 14) != 0x0800:
-                        break
-                    l3 = 16
-                elif linktype == 276:
-                    if size < 2 or _be16(frame) != 0x0800:
-                        break
-                    l3 = 20
-                else:
-                    break
-                if size < l3 + 28:
-                    break
-                if frame[l3] != 0x45 or frame[l3 + 9] != 17 or _be16(frame + l3 + 6) & 0x3FFF:
-                    break
-                start = l3 + 28
-                stop = l3 + _be16(frame + l3 + 2)
-                udp_stop = l3 + 20 + _be16(frame + l3 + 24)
-                if stop > size or not start <= udp_stop <= stop:
-                    break
-                udp = frame + start
-                flow = PyBytes_FromStringAndSize(<const char *>frame + l3 + 12, 12)
-                flow_hash = PyObject_Hash(flow)  # kept in the bytes for the lookup below
-                # a routed flow's RTP (RFC 3550 5.1: version 2, 12 octets at least)
-                found = PyDict_GetItem(flows, flow)
-                if found is NULL or at >= deadline or udp_stop - start < 12 or udp[0] & 0xC0 != 0x80:
-                    break
-                route = <object>found
-                if window:  # DuplicateFilter.seen with the pipeline's key
-                    key = cs_key_hash(
-                        _be16(frame + l3 + 4), flow_hash, _bytes_hash(udp, udp_stop - start)
-                    )
-                    key_at = at
-                    found = PyDict_SetDefault(table, key, key_at)  # one lookup if new
-                    if found is not <PyObject *>key_at:
-                        last = <object>found
-                        if -window <= at - last <= window:
-                            duplicates += 1
-                            packets += 1
-                            octets += size
-                            taken += 1
-                            self._last_at = at
-                            self._any = True
-                            pos += header_length + size
-                            continue
-                        PyDict_SetItem(table, key, key_at)  # in place, as the pipeline does
-                    if len(table) > sweep_size:
-                        sweep_size = self.dedup.sweep(at)
-                packets += 1
-                octets += size
-                datagrams += 1
-                taken += 1
-                self._last_at = at
-                self._any = True
                 pos += header_length + size
-                if isinstance(route, RtpReceiver) and (<RtpReceiver>route).take(
-                    at, udp, udp_stop - start
-                ):
-                    continue
-                route(at, PyBytes_FromStringAndSize(<const char *>udp, udp_stop - start))
-                deadline = self.routes.deadline  # the receiver may have moved it
         finally:
-            self.taken = taken
-            if taken:
-                counters = self.counters
-                counters.packets += packets
-                counters.bytes += octets
-                counters.datagrams += datagrams
-                counters.duplicates += duplicates
+            self._end()
         return pos
+
+    def scan_pcapng(self, bytes buf, Py_ssize_t pos, Py_ssize_t end, bint big_endian,
+                    list interfaces):
+        """Take the Enhanced Packet Blocks (pcapng 4.3) from ``buf[pos:end]`` while they
+        need no Python, with the section's byte order and ``interfaces`` (``(linktype,
+        multiplier, divisor, offset ns, snaplen)``, `callscope.capture.pcapng`); return the
+        offset of the first block left. The block checks are the reader's."""
+        cdef const unsigned char *base = <const unsigned char *>PyBytes_AS_STRING(buf)
+        cdef int linktypes[MAX_INTERFACES]
+        cdef unsigned long long mults[MAX_INTERFACES]
+        cdef unsigned long long divs[MAX_INTERFACES]
+        cdef long long offsets[MAX_INTERFACES]
+        cdef bint usable[MAX_INTERFACES]
+        cdef Py_ssize_t count = min(len(interfaces), MAX_INTERFACES), i
+        cdef unsigned int block_type, length, iface, captured
+        cdef uint128 ticks
+        cdef long long at
+        cdef int overflow
+        for i in range(count):
+            linktype, mult, div, offset, _snap = interfaces[i]
+            usable[i] = (
+                0 <= linktype < 65536 and 0 < mult < (1 << 40) and 0 < div < (1 << 63)
+                and -(1 << 62) < offset < (1 << 62)
+            )
+            if usable[i]:
+                linktypes[i], mults[i], divs[i], offsets[i] = linktype, mult, div, offset
+        if end > PyBytes_GET_SIZE(buf):
+            end = PyBytes_GET_SIZE(buf)
+        self._begin()
+        try:
+            while end - pos >= 32:
+                block_type = _u32(base + pos, big_endian)
+                length = _u32(base + pos + 4, big_endian)
+                if block_type != 6 or length < 32 or length > end - pos or length & 3:
+                    break
+                iface = _u32(base + pos + 8, big_endian)
+                captured = _u32(base + pos + 20, big_endian)
+                if (
+                    captured > length - 32 or iface >= count or not usable[iface]
+                    or _u32(base + pos + length - 4, big_endian) != length
+                ):
+                    break
+                ticks = (<uint128>_u32(base + pos + 12, big_endian) << 32) | _u32(
+                    base + pos + 16, big_endian
+                )
+                ticks = ticks * mults[iface] // divs[iface]
+                if ticks >= (<uint128>1 << 62):
+                    break  # beyond year 2116 with any offset: the Python loop's business
+                at = <long long>ticks + offsets[iface]
+                if self._frame(at, linktypes[iface], base + pos + 28, captured) == LEAVE:
+                    break
+                pos += length
+        finally:
+            self._end()
+        return pos
+
+    cdef void _begin(self):
+        self.packets = self.octets = self.datagrams = self.duplicates = 0
+        self.taken = 0
+        self.deadline = _clip(self.routes.deadline)
+        self.sweep_size = self.dedup.sweep_size
+
+    cdef void _end(self) except *:
+        if self.taken:
+            counters = self.counters
+            counters.packets += self.packets
+            counters.bytes += self.octets
+            counters.datagrams += self.datagrams
+            counters.duplicates += self.duplicates
+
+    cdef int _frame(self, long long at, int linktype, const unsigned char *frame,
+                    Py_ssize_t size) except -1:
+        """One record's frame: TAKEN if done here, LEAVE for the pipeline's loop."""
+        cdef Py_ssize_t l3, start, stop, udp_stop
+        cdef unsigned int kind
+        cdef const unsigned char *udp
+        cdef Py_hash_t flow_hash
+        cdef PyObject *found
+        cdef long long last, window = self.window
+        cdef object flow, route, key, key_at
+        if at >= self._housekeeping_at:
+            return LEAVE
+        # the pipeline's fast path conditions (PacketPipeline.datagrams)
+        if linktype == 1:
+            if size < 14:
+                return LEAVE
+            kind = _be16(frame + 12)
+            if kind == 0x0800:
+                l3 = 14
+            elif kind == 0x8100 and size >= 18 and _be16(frame + 16) == 0x0800:
+                l3 = 18
+            else:
+                return LEAVE
+        elif linktype == 113:
+            if size < 16 or _be16(frame + 14) != 0x0800:
+                return LEAVE
+            l3 = 16
+        elif linktype == 276:
+            if size < 2 or _be16(frame) != 0x0800:
+                return LEAVE
+            l3 = 20
+        else:
+            return LEAVE
+        if size < l3 + 28:
+            return LEAVE
+        if frame[l3] != 0x45 or frame[l3 + 9] != 17 or _be16(frame + l3 + 6) & 0x3FFF:
+            return LEAVE
+        start = l3 + 28
+        stop = l3 + _be16(frame + l3 + 2)
+        udp_stop = l3 + 20 + _be16(frame + l3 + 24)
+        if stop > size or not start <= udp_stop <= stop:
+            return LEAVE
+        udp = frame + start
+        flow = PyBytes_FromStringAndSize(<const char *>frame + l3 + 12, 12)
+        flow_hash = PyObject_Hash(flow)  # kept in the bytes for the lookup below
+        # a routed flow's RTP (RFC 3550 5.1: version 2, 12 octets at least)
+        found = PyDict_GetItem(self.flows, flow)
+        if found is NULL or at >= self.deadline or udp_stop - start < 12 or udp[0] & 0xC0 != 0x80:
+            return LEAVE
+        route = <object>found
+        self.packets += 1
+        self.octets += size
+        self.taken += 1
+        self._last_at = at
+        self._any = True
+        if window:  # DuplicateFilter.seen with the pipeline's key
+            key = cs_key_hash(
+                _be16(frame + l3 + 4), flow_hash, _bytes_hash(udp, udp_stop - start)
+            )
+            key_at = at
+            found = PyDict_SetDefault(self.table, key, key_at)  # one lookup if new
+            if found is not <PyObject *>key_at:
+                last = <object>found
+                if -window <= at - last <= window:
+                    self.duplicates += 1
+                    return TAKEN
+                PyDict_SetItem(self.table, key, key_at)  # in place, as the pipeline does
+            if len(self.table) > self.sweep_size:
+                self.sweep_size = self.dedup.sweep(at)
+        self.datagrams += 1
+        if isinstance(route, RtpReceiver) and (<RtpReceiver>route).take(
+            at, udp, udp_stop - start
+        ):
+            return TAKEN
+        route(at, PyBytes_FromStringAndSize(<const char *>udp, udp_stop - start))
+        self.deadline = _clip(self.routes.deadline)  # the receiver may have moved it
+        return TAKEN
 
 
 def drop_stale(dict table, long long limit):

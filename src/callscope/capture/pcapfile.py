@@ -64,8 +64,8 @@ class CaptureFile:
         #: link type), for a compiled scanner; None for other formats
         self.pcap_layout: tuple[bool, int, int, int] | None = None
         #: a `callscope.capture._pcapscan.PcapScanner` that takes the records it can finish
-        #: by itself before the next one is yielded (classic pcap only; set by the pipeline
-        #: before the iteration starts)
+        #: by itself before the next one is yielded (classic pcap and pcapng; set by the
+        #: pipeline before the iteration starts)
         self.scanner: Any = None
         head = _read_exact(stream, 4)
         if head[:2] == _GZIP:
@@ -173,7 +173,7 @@ class CaptureFile:
 
     # -- pcapng ------------------------------------------------------------------------
 
-    def _pcapng(self, head: bytes) -> Iterator[Record]:
+    def _pcapng(self, head: bytes) -> Iterator[Record]:  # noqa: PLR0915 - one inlined loop
         # the Enhanced Packet Block (4.3) is decoded inline: it is nearly every block
         buf = head
         pos = records = base = last_at = 0
@@ -181,8 +181,15 @@ class CaptureFile:
         section: PcapngSection | None = None
         unset = PcapngSection("<")  # until the first section header: nothing matches
         header_epb, u32, interfaces = unset.header_epb, unset.u32, unset.interfaces
+        scanner = self.scanner
         try:
             while True:
+                if scanner is not None and section is not None and n - pos >= 32:
+                    # the packet blocks it finishes by itself
+                    pos = scanner.scan_pcapng(buf, pos, n, section.big_endian, interfaces)
+                    if scanner.taken:
+                        records += scanner.taken
+                        last_at = scanner.last_at
                 if n - pos >= 28 and section is not None:
                     # type, length, interface, timestamp (upper, lower), captured and
                     # original length

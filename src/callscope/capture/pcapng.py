@@ -39,6 +39,8 @@ class PcapngSection:
 
     def __init__(self, order: str) -> None:
         self.interfaces: list[Interface] = []
+        #: the section's byte order is big-endian (``order`` ">")
+        self.big_endian = order == ">"
         #: ``u32(buf, pos) -> (value,)`` in this section's byte order
         self.u32 = struct.Struct(order + "I").unpack_from
         self._u16x2 = struct.Struct(order + "HH").unpack_from

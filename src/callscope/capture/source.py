@@ -18,7 +18,7 @@ the consumer's own hot path would take it (no timer due, RTP version 2): see
 `callscope.core.routes`. It is counted as a datagram all the same. Only a consumer that
 takes each datagram before the next is decoded (`read_file` into a loop) may pass routes.
 
-Compiled scanner: for a classic pcap file read with routes, the file reader hands whole
+Compiled scanner: for a pcap or pcapng file read with routes, the file reader hands whole
 buffers to `callscope.capture._pcapscan.PcapScanner` where it is built; it takes the
 records this loop would end without a Datagram (routed RTP, mirror duplicates of it) and
 leaves every other record to this loop, which stays the reference (a test compares both).
@@ -51,7 +51,7 @@ from callscope.capture.decode import (
 from callscope.capture.dedup import DuplicateFilter
 from callscope.capture.errors import CaptureParseError, CaptureTruncatedError
 from callscope.capture.ipfrag import FragmentReassembler
-from callscope.capture.pcapfile import open_capture
+from callscope.capture.pcapfile import CaptureFile, open_capture
 from callscope.capture.records import Record
 from callscope.capture.tcp import Framer, TcpReassembler
 from callscope.core import Anomaly, Datagram, Endpoint, MediaRoutes, Timestamp, Transport
@@ -304,17 +304,21 @@ class PacketPipeline:
     def _scanner(
         self, records: Iterable[Record], routes: MediaRoutes | None, housekeeping_at: int
     ) -> Any:
-        """A `PcapScanner` handed to ``records`` if it is a classic pcap file read with
+        """A `PcapScanner` handed to ``records`` if it is a pcap or pcapng file read with
         media routes and the scanner is built (see `callscope.capture._pcapscan`)."""
-        layout = getattr(records, "pcap_layout", None)
-        if _pcapscan is None or routes is None or layout is None:
+        if _pcapscan is None or routes is None or not isinstance(records, CaptureFile):
             return None
-        big_endian, multiplier, header_length, linktype = layout
+        if records.pcap_layout is not None:
+            big_endian, multiplier, header_length, linktype = records.pcap_layout
+        elif records.format == "pcapng":  # each block's layout comes with its section
+            big_endian, multiplier, header_length, linktype = False, 1, 0, -1
+        else:
+            return None
         scanner = _pcapscan.PcapScanner(
             routes, self.dedup, self.counters, linktype, big_endian, multiplier, header_length,
             housekeeping_at,
         )  # fmt: skip
-        records.scanner = scanner  # type: ignore[attr-defined]
+        records.scanner = scanner
         return scanner
 
     def expire(self, now: int) -> int:

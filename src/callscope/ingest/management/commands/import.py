@@ -47,7 +47,7 @@ class Command(BaseCommand):
     help = "Record the calls in capture files (pcap/pcapng) into the database."
     # Django's system checks are the console's (URLs, templates, admin): importing them
     # costs ~0.5 s of every import, and `callscope serve` runs them
-    requires_system_checks: list[str] = []
+    requires_system_checks = ()
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("files", nargs="+", type=Path)
