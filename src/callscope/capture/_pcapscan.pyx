@@ -1,23 +1,25 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""Compiled scanner of classic pcap records: RTP of routed flows without a Python frame.
+"""Compiled scanner of capture file records: RTP of routed flows without a Python frame.
 
 `PacketPipeline.datagrams` (`callscope.capture.source`) decodes records one by one; for a
-classic pcap file read with the consumer's `MediaRoutes` it hands the file reader a
+pcap or pcapng file read with the consumer's `MediaRoutes` it hands the file reader a
 `PcapScanner`, and the reader lets it take the records it can finish by itself from each
-buffer before yielding the next one (`CaptureFile._pcap_loop`). The scanner takes a record
-only where the pipeline's own fast path would end it without a `Datagram`:
+buffer before yielding the next one (`CaptureFile._pcap_loop`: classic pcap records;
+`CaptureFile._pcapng`: Enhanced Packet Blocks, with the reader's block checks). The
+scanner takes a record only where the pipeline's own fast path would end it without a
+`Datagram`:
 
 * the frame is IPv4 / UDP behind an Ethernet header (at most one 802.1Q tag) or a Linux
   cooked header, with no IP options, not a fragment, whole - the same conditions;
 * no housekeeping is due at its time (``housekeeping_at``);
-* it is a mirror duplicate (the same key, hash and window as the pipeline's), or it is
-  RTP of a routed flow before the routes' deadline: then the receiver takes it; a compiled
-  `RtpReceiver` accounts the usual packet itself (`RtpReceiver.take`), any other receiver
-  is called as ``receiver(at, payload)``.
+* it is RTP of a routed flow before the routes' deadline: a mirror duplicate of it is
+  dropped (the same key, hash and window as the pipeline's), else the receiver takes it;
+  a compiled `RtpReceiver` accounts the usual packet itself (`RtpReceiver.take`), any
+  other receiver is called as ``receiver(at, payload)``.
 
-Any other record is left where it is (``scan`` returns its offset), and the Python path
+Any other record is left where it is (the scan returns its offset), and the Python path
 decodes it as before. Counters go to the pipeline's `CaptureCounters` at the end of each
-``scan``.
+scan.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
