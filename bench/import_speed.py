@@ -48,10 +48,17 @@ def generate(path: Path, calls: int, talk_s: int) -> int:
     return write_capture(path, plan)
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str, str]:
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str, str]:
+    """Wall-clock and CPU time (user + system, from /usr/bin/time) of ``command``, its
+    standard output and error. CPU time is the steadier figure on a shared machine."""
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-    return time.perf_counter() - started, result.stdout, result.stderr
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", "cpu %U %S", *command],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    user, system = re.findall(r"^cpu (\S+) (\S+)$", result.stderr, re.M)[-1]
+    return wall, float(user) + float(system), result.stdout, result.stderr
 
 
 def tshark_counts(output: str) -> tuple[int, int]:
@@ -74,7 +81,7 @@ def main() -> None:
     took = time.perf_counter() - started
     print(f"generated {packets:,} packets, {args.calls} calls, {size:.2f} GB in {took:.0f} s")
 
-    t_wall, t_out, _ = timed(
+    t_wall, t_cpu, t_out, _ = timed(
         ["tshark", "-q", "-z", "sip,stat", "-z", "rtp,streams", "-r", str(capture)]
     )
     t_invites, t_streams = tshark_counts(t_out)
@@ -82,19 +89,21 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
     env["CALLSCOPE_DATA_DIR"] = str(work / "data")
     subprocess.run([str(CALLSCOPE), "migrate", "-v", "0"], env=env, check=True)
-    c_wall, c_out, c_err = timed(
+    c_wall, c_cpu, c_out, c_err = timed(
         ["/usr/bin/time", "-v", str(CALLSCOPE), "import", "--no-audio", "--json", str(capture)],
         env=env,
     )
     records = [json.loads(line) for line in c_out.splitlines()]
     c_streams = sum(len(r["streams"]) for r in records)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", c_err)
+    load = os.getloadavg()[0]
     print(f"tshark    : {t_wall:7.1f} s  {packets / t_wall:>10,.0f} packets/s  "
-          f"calls(INVITEs) {t_invites}  RTP streams {t_streams}")  # fmt: skip
+          f"(CPU {t_cpu:.1f} s)  calls(INVITEs) {t_invites}  RTP streams {t_streams}")  # fmt: skip
     print(f"callscope : {c_wall:7.1f} s  {packets / c_wall:>10,.0f} packets/s  "
-          f"calls {len(records)}  streams {c_streams}  "
+          f"(CPU {c_cpu:.1f} s)  calls {len(records)}  streams {c_streams}  "
           f"max RSS {int(rss.group(1)) // 1024 if rss else 0} MB")  # fmt: skip
-    print(f"ratio     : callscope is {t_wall / c_wall:.2f}x tshark's packets per second")
+    print(f"ratio     : callscope is {t_wall / c_wall:.2f}x tshark's packets per second "
+          f"({t_cpu / c_cpu:.2f}x in CPU time; load average {load:.1f})")  # fmt: skip
     if not args.keep:
         capture.unlink()
     else:
