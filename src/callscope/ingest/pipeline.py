@@ -33,7 +33,7 @@ from callscope.assembly.tracker import CallTracker, TrackerConfig
 from callscope.audio.packets import MediaPacket
 from callscope.audio.spool import FlushPolicy, SpoolWriter, done_path
 from callscope.core import Datagram
-from callscope.store.bulk import insert_new
+from callscope.store.bulk import insert_new, new_instance
 from callscope.store.calls import CallToSave, Placement, SavedCall, save_calls
 from callscope.store.masking import pseudonym
 from callscope.store.models import Call, Recording
@@ -272,7 +272,7 @@ class Recorder:
                 }
             queued.append(int(values["state"] == Recording.State.PENDING))
             if row.previous is None:
-                fresh.append(Recording(call=row.call, **values))
+                fresh.append(new_instance(Recording, {"call_id": row.call.pk, **values}))
             else:
                 Recording.objects.update_or_create(call=row.call, defaults=values)
         insert_new(fresh)

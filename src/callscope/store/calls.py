@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from callscope.store.bulk import insert_new
+from callscope.store.bulk import insert_new, new_instance
 from callscope.store.models import Call, Direction, OrgUnit, Recording, Stream
 
 
@@ -48,11 +48,13 @@ def _party(record: dict[str, Any], role: str) -> dict[str, str]:
 
 
 def call_fields(record: dict[str, Any], placement: Placement) -> dict[str, Any]:
+    """The row of a call record, by attribute name (``caller_unit_id``...)."""
     started = parse_time(record["started_at"])
     if started is None:
         raise ValueError("a call record needs started_at")
     recording = record.get("recording") or {}
     return {
+        "call_id": record["call_id"],
         "started_at": started,
         "conversation_id": record.get("conversation_id") or record["call_id"],
         "source": record["source"],
@@ -60,8 +62,8 @@ def call_fields(record: dict[str, Any], placement: Placement) -> dict[str, Any]:
         **_party(record, "caller"),
         **_party(record, "callee"),
         "direction": record.get("direction") or placement.direction,
-        "caller_unit": placement.caller_unit,
-        "callee_unit": placement.callee_unit,
+        "caller_unit_id": None if placement.caller_unit is None else placement.caller_unit.pk,
+        "callee_unit_id": None if placement.callee_unit is None else placement.callee_unit.pk,
         "caller_class": placement.caller_class,
         "callee_class": placement.callee_class,
         "caller_pseudonym": placement.caller_pseudonym,
@@ -86,25 +88,26 @@ def call_fields(record: dict[str, Any], placement: Placement) -> dict[str, Any]:
 
 
 def stream_rows(call: Call, streams: Iterable[dict[str, Any]]) -> list[Stream]:
+    """The stream rows of a saved call (its key set)."""
     return [
-        Stream(
-            call=call,
-            direction=s.get("direction", "unknown"),
-            media=s.get("media", "audio"),
-            codec=s.get("codec") or "",
-            payload_types=s.get("payload_types", []),
-            src=s["src"],
-            dst=s["dst"],
-            ssrcs=s.get("ssrcs", []),
-            packets=s.get("packets", 0),
-            lost=s.get("lost", 0),
-            duplicates=s.get("duplicates", 0),
-            jitter_ms=s.get("jitter_ms"),
-            first_at=parse_time(s.get("first_at")),
-            last_at=parse_time(s.get("last_at")),
-        )
+        new_instance(Stream, {
+            "call_id": call.pk,
+            "direction": s.get("direction", "unknown"),
+            "media": s.get("media", "audio"),
+            "codec": s.get("codec") or "",
+            "payload_types": s.get("payload_types", []),
+            "src": s["src"],
+            "dst": s["dst"],
+            "ssrcs": s.get("ssrcs", []),
+            "packets": s.get("packets", 0),
+            "lost": s.get("lost", 0),
+            "duplicates": s.get("duplicates", 0),
+            "jitter_ms": s.get("jitter_ms"),
+            "first_at": parse_time(s.get("first_at")),
+            "last_at": parse_time(s.get("last_at")),
+        })
         for s in streams
-    ]
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -137,13 +140,14 @@ def save_calls(items: Sequence[CallToSave]) -> list[SavedCall]:
         fields = call_fields(item.record, item.placement)
         fields["ladder"] = list(item.ladder)
         fields["probe"] = item.probe
-        calls.append(Call(call_id=item.record["call_id"], **fields))
+        calls.append(new_instance(Call, fields))
     keys = [(call.call_id, call.started_at) for call in calls]
     if len(set(keys)) != len(keys):
         raise ValueError("a call leg was given twice in one save")
     if not calls:
         return []
-    with transaction.atomic():
+    # no savepoint: a failure here fails the caller's transaction too (a recorder's read)
+    with transaction.atomic(savepoint=False):
         existing = _existing({call.call_id for call in calls})
         previous = [existing.get(key) for key in keys]
         updated = []
@@ -170,18 +174,32 @@ def _existing(call_ids: set[str]) -> dict[tuple[str, dt.datetime], Call]:
     none (a live recorder saves each leg once): one plain query says so, and the rows are
     loaded through the ORM only when there are some (the ORM query costs more to build than
     a read's calls cost to insert)."""
-    column = str(Call._meta.get_field("call_id").column)
     ids = sorted(call_ids)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {connection.ops.quote_name(Call._meta.db_table)} "  # noqa: S608
-            f"WHERE {connection.ops.quote_name(column)} IN ({', '.join(['%s'] * len(ids))}) "
-            "LIMIT 1",
-            ids,
+    sqlite = connection.vendor == "sqlite"
+    key = (len(ids) if sqlite else 0, connection.vendor)
+    sql = _EXISTING.get(key)
+    if sql is None:
+        ops = connection.ops
+        column = ops.quote_name(str(Call._meta.get_field("call_id").column))
+        where = f"IN ({', '.join(['?'] * len(ids))})" if sqlite else "= ANY(%s)"
+        sql = _EXISTING[key] = (
+            f"SELECT 1 FROM {ops.quote_name(Call._meta.db_table)} "  # noqa: S608
+            f"WHERE {column} {where} LIMIT 1"
         )
-        if cursor.fetchone() is None:
-            return {}
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(sql, ids if sqlite else [ids])
+            if cursor.fetchone() is None:
+                return {}
+        finally:
+            cursor.close()
     return {(row.call_id, row.started_at): row for row in Call.objects.filter(call_id__in=ids)}
+
+
+#: the existence query's text by number of Call-IDs (SQLite) and database
+_EXISTING: dict[tuple[int, str], str] = {}
 
 
 def save_call(
