@@ -10,6 +10,7 @@ is the result (goal: 200,000 packets/s, i.e. 2,000 concurrent calls, under 300 M
 Needs root, iproute2 and tcpreplay. Usage:
 
   .venv/bin/python bench/live_capture.py [--calls 2000] [--talk 20] [--rates 50000,100000,...]
+                                          [--pure-python]
 """
 
 from __future__ import annotations
@@ -87,10 +88,14 @@ def settle(pid: int, limit_s: float = 120.0) -> None:
         before = now
 
 
-def measure(ns: str, capture: Path, packets: int, calls: int, rate: int, work: Path) -> dict:
+def measure(
+    ns: str, capture: Path, packets: int, calls: int, rate: int, work: Path, *, pure: bool
+) -> dict:
     data = work / f"data-{rate}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
     env.update(CALLSCOPE_DATA_DIR=str(data), CALLSCOPE_LOG_FORMAT="json")
+    if pure:  # the Python code instead of the compiled twins (callscope.core.compiled)
+        env["CALLSCOPE_PURE_PYTHON"] = "1"
     subprocess.run([str(CALLSCOPE), "migrate", "-v", "0"], env=env, check=True)
     out_path, err_path = work / f"calls-{rate}.jsonl", work / f"log-{rate}.txt"
     # output to files, never pipes: a pipe nobody reads during the run would fill and stop
@@ -139,6 +144,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--talk", type=int, default=20)
     parser.add_argument("--rates", default="25000,50000,100000,150000,200000")
+    parser.add_argument(
+        "--pure-python", action="store_true", help="record with the Python code, no twins"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="callscope-live-bench-"))
     capture = work / "calls.pcap"
@@ -147,7 +155,7 @@ def main() -> None:
     ns = make_namespace()
     try:
         for rate in (int(r) for r in args.rates.split(",")):
-            result = measure(ns, capture, packets, args.calls, rate, work)
+            result = measure(ns, capture, packets, args.calls, rate, work, pure=args.pure_python)
             print(json.dumps(result))
             clean = not result["kernel_drops"] and result["calls_complete"] == args.calls
             if not clean:
