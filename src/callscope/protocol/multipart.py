@@ -150,8 +150,10 @@ def body_bytes(msg: SipMessage, *mime: str) -> bytes | None:
     ctype = msg.content_type
     if ctype is None or not msg.body:
         return None
-    if ctype.mime in {m.lower() for m in mime}:
-        return msg.body
+    mime_type = ctype.mime
+    for wanted in mime:
+        if mime_type == wanted.lower():
+            return msg.body
     part = body_part(msg, *mime)
     return None if part is None else part.body
 

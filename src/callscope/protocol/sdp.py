@@ -172,10 +172,7 @@ class SessionDescription:
     @property
     def is_encrypted(self) -> bool:
         """True if any media stream is encrypted (see `MediaDescription.is_encrypted`)."""
-        for media in self.media:  # asked of every offer and answer
-            if media.is_encrypted:
-                return True
-        return False
+        return any(media.is_encrypted for media in self.media)
 
     def attribute(self, name: str) -> str | None:
         """Value of the first session-level ``a=name`` (None if absent or a flag)."""

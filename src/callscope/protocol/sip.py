@@ -135,14 +135,6 @@ def _split_head(data: bytes, start: int) -> tuple[bytes, int, bool]:
     return data[start:end], body_start, True
 
 
-def _split_lines(head: bytes) -> tuple[list[bytes], bool]:
-    """Split a header block into lines, accepting bare LF as well as CRLF."""
-    lines = head.split(b"\r\n")
-    if head.count(b"\n") == len(lines) - 1:
-        return lines, False
-    return [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")], True
-
-
 StartLine = tuple[str | None, str | None, int | None, str | None, str]
 
 
@@ -206,7 +198,10 @@ class SipMessage:
         if start >= len(data):
             raise SipParseError("empty message")
         head, body_start, terminated = _split_head(data, start)
-        lines, bare_lf = _split_lines(head)
+        lines = head.split(b"\r\n")
+        bare_lf = head.count(b"\n") != len(lines) - 1
+        if bare_lf:  # LF line ends (HEP), perhaps mixed with CRLF
+            lines = [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")]
         first = lines[0]
         method, uri, code, reason, version = _known_start_line(first) or _start_line(first)
         headers, names, bad = parse_header_lines(lines[1:])
@@ -275,6 +270,22 @@ class SipMessage:
         except UnicodeDecodeError:
             return raw.decode("utf-8", "replace")
 
+    def _parsed(self, key: str, table: RecentParses[bytes, _T]) -> _T | None:
+        """The first header whose canonical name is ``key``, parsed by ``table`` from its raw
+        value, cached on the message. The tables are keyed by the raw bytes: a repeated line
+        is one bytes object (see `parse_header_lines`), its hash already known, no decoding."""
+        cache = self._cache
+        if key in cache:
+            found: _T | None = cache[key]
+            return found
+        names = self.names
+        if key not in names:
+            value = cache[key] = None
+        else:
+            raw = self.headers[names.index(key)][1]
+            value = cache[key] = table.known(raw) or table(raw)
+        return value
+
     def headers_all(self, name: str) -> tuple[str, ...]:
         """Decoded values of every header called ``name``, in wire order."""
         key = canonical_name(name)
@@ -299,16 +310,7 @@ class SipMessage:
         return value
 
     def _name_addr(self, name: str) -> NameAddr | None:
-        cache = self._cache
-        if name in cache:
-            found: NameAddr | None = cache[name]
-            return found
-        value = self._text(name)
-        if value is None:
-            addr = cache[name] = None
-        else:
-            addr = cache[name] = _known_name_addr(value) or _parse_name_addr(value)
-        return addr
+        return self._parsed(name, _name_addr_of)
 
     def _name_addrs(self, name: str) -> tuple[NameAddr, ...]:
         def build() -> tuple[NameAddr, ...]:
@@ -330,27 +332,18 @@ class SipMessage:
     @property
     def call_id(self) -> str | None:
         """The Call-ID (RFC 3261 20.8)."""
-        return self._text("call-id")
+        return self._parsed("call-id", _text_of)
 
     @property
     def cseq(self) -> tuple[int, str] | None:
         """CSeq as ``(number, method)`` (RFC 3261 20.16)."""
-        cache = self._cache  # read for every message: no closure, no helper call
-        if "cseq" in cache:
-            found: tuple[int, str] | None = cache["cseq"]
-            return found
-        value = self._text("cseq")
-        if value is None:
-            cseq = cache["cseq"] = None
-        else:
-            cseq = cache["cseq"] = _known_cseq(value) or _parse_cseq(value)
-        return cseq
+        return self._parsed("cseq", _cseq_of)
 
     @property
     def from_(self) -> NameAddr | None:
         """The From header (RFC 3261 20.20)."""
         cache = self._cache  # read several times for every message
-        return cache["from"] if "from" in cache else self._name_addr("from")
+        return cache["from"] if "from" in cache else self._parsed("from", _name_addr_of)
 
     @property
     def from_tag(self) -> str | None:
@@ -402,7 +395,7 @@ class SipMessage:
     def to(self) -> NameAddr | None:
         """The To header (RFC 3261 20.39)."""
         cache = self._cache  # as `from_`
-        return cache["to"] if "to" in cache else self._name_addr("to")
+        return cache["to"] if "to" in cache else self._parsed("to", _name_addr_of)
 
     @property
     def via(self) -> tuple[Via, ...]:
@@ -438,13 +431,7 @@ class SipMessage:
     @property
     def content_type(self) -> ContentType | None:
         """The Content-Type (RFC 3261 20.15), type and subtype in lower case."""
-        cache = self._cache
-        if "ctype" in cache:
-            found: ContentType | None = cache["ctype"]
-            return found
-        value = self._text("content-type")
-        ctype = cache["ctype"] = None if value is None else _parse_content_type(value)
-        return ctype
+        return self._parsed("content-type", _content_type_of)
 
     @property
     def require(self) -> tuple[str, ...]:
@@ -523,13 +510,23 @@ def _parse_new_name_addr(text: str) -> NameAddr:
 # the From and To values of a dialog repeat in each of its messages, and their display
 # name and URI in every call of a phone
 _parse_name_addr = RecentParses(_parse_new_name_addr)
-_known_name_addr = _parse_name_addr.known
 _parse_name_addr_head = RecentParses(NameAddr.parse)
-# and a sender writes the same Content-Type into every message with a body
-_parse_content_type = RecentParses(ContentType.parse)
-# and the same CSeq values ("1 INVITE") in every call
-_parse_cseq = RecentParses(parse_cseq)
-_known_cseq = _parse_cseq.known
+
+
+def _text(raw: bytes) -> str:
+    return decode_text(raw)[0]
+
+
+# typed values of the headers every message is asked for, by raw value: the same Call-ID,
+# From and To in each message of a dialog, the same CSeq values and Content-Type in every call
+_text_of: RecentParses[bytes, str] = RecentParses(_text)
+_name_addr_of: RecentParses[bytes, NameAddr] = RecentParses(
+    lambda raw: _parse_name_addr(_text(raw))
+)
+_cseq_of: RecentParses[bytes, tuple[int, str]] = RecentParses(lambda raw: parse_cseq(_text(raw)))
+_content_type_of: RecentParses[bytes, ContentType] = RecentParses(
+    lambda raw: ContentType.parse(_text(raw))
+)
 
 
 def _optional(value: str | None, parse: Callable[[str], _T]) -> _T | None:
