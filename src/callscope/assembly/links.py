@@ -19,7 +19,6 @@ The conversation_id of a group is the Call-ID of its earliest leg.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from contextlib import suppress
 from typing import Final
@@ -31,7 +30,7 @@ from callscope.protocol.sip import SipMessage
 
 __all__ = ["Links", "join"]
 
-_SEPARATOR: Final = re.compile(r"[-_.;:+~=]")
+_SEPARATORS: Final = frozenset("-_.;:+~=")
 _MIN_RELATED: Final = 8  # shorter Call-IDs are too likely to repeat by chance
 _MAX_RECENT: Final = 4096  # remembered INVITE destinations / REFERs (bounded)
 _RECENT_PER_DESTINATION: Final = 64  # latest legs remembered per INVITE destination
@@ -54,12 +53,12 @@ def call_id_stems(call_id: str) -> list[str]:
     """The parts of a Call-ID before and after each separator (at least 8 characters):
     a B2BUA's derived Call-ID extends the original at a separator (``abc`` -> ``abc-b2b_1``)."""
     stems = []
-    for separator in _SEPARATOR.finditer(call_id):
-        i = separator.start()
-        if i >= _MIN_RELATED:
-            stems.append(call_id[:i])
-        if len(call_id) - i - 1 >= _MIN_RELATED:
-            stems.append(call_id[i + 1 :])
+    for i, char in enumerate(call_id):
+        if char in _SEPARATORS:
+            if i >= _MIN_RELATED:
+                stems.append(call_id[:i])
+            if len(call_id) - i - 1 >= _MIN_RELATED:
+                stems.append(call_id[i + 1 :])
     return stems
 
 
