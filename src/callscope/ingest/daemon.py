@@ -30,7 +30,6 @@ from django.db import connections, transaction
 from callscope.audio.spool import done_path, read_spool_file
 from callscope.capture.source import CaptureCounters
 from callscope.core import Datagram, MediaRoutes
-from callscope.ingest import encoder
 from callscope.ingest.pipeline import Recorder, unfinished_spools
 from callscope.store.models import Call, CaptureSample, Recording
 
@@ -253,6 +252,10 @@ def recover_spools(source: str = "live") -> int:
 
 
 def _encoder_loop(stop: Any) -> None:
+    # the codecs (FFmpeg, numpy) are loaded here, in the workers: the recorder does not
+    # carry them (~20 MB resident)
+    from callscope.ingest import encoder  # noqa: PLC0415
+
     connections.close_all()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     while not stop.is_set():

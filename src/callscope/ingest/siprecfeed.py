@@ -17,7 +17,6 @@ from pathlib import Path
 from django.conf import settings
 
 from callscope.assembly.siprec import SiprecTracker
-from callscope.audio.codecs import DECODERS
 from callscope.capture.siprec import SiprecSource
 from callscope.capture.siprec_sockets import TlsFiles
 from callscope.core import Endpoint
@@ -41,6 +40,10 @@ def tls_files() -> TlsFiles | None:
 def siprec_feed(address: Endpoint, *, name: str | None = None) -> tuple[Feed, SiprecSource]:
     """A recording server on ``address`` (UDP and TCP, TLS on the next port) as a daemon
     `Feed`; raises OSError when a port cannot be bound or the certificate not read."""
+    # the codecs (FFmpeg, numpy) load with a recording server only: a recorder on a mirror
+    # port does not carry them (~20 MB resident; its encoder workers load them)
+    from callscope.audio.codecs import DECODERS  # noqa: PLC0415
+
     config = SrsConfig(codecs=frozenset(DECODERS))
     source = SiprecSource(
         address, rtp_ports=settings.CALLSCOPE_SIPREC_RTP_PORTS, tls=tls_files(), config=config

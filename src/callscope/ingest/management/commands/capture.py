@@ -33,6 +33,10 @@ from callscope.ingest.siprecfeed import siprec_feed, siprec_summary, use_siprec_
 
 class Command(BaseCommand):
     help = "Record calls live from a network interface (a switch's mirror port) and/or HEP."
+    # Django's system checks are the console's (URLs, templates, admin): they would load the
+    # console's views and their export libraries into the recorder (~25 MB resident), and
+    # `callscope serve` runs them
+    requires_system_checks = ()
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interface", "-i", help="interface to capture on, e.g. eth1")
