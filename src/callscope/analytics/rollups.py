@@ -226,9 +226,13 @@ def _upsert(
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
         )
     day = dims.index("day")
+    zero = dict.fromkeys(measures, 0)
     params = []
     for d, m in rows:
-        values = [*d, *[m.get(name, 0) for name in measures]]
+        full = {**zero, **m}  # every measure, in column order (m names only measures)
+        if len(full) != len(measures):
+            raise ValueError(f"not a measure of {table}: {sorted(full.keys() - zero.keys())}")
+        values = [*d, *full.values()]
         values[day] = d[day].isoformat()  # Django's SQLite storage of a date: ISO text
         params.append(values)
     cursor.executemany(sql, params)
@@ -539,25 +543,49 @@ def _apply(
     rows: Totals = {}
     matrix: Totals = {}
     load: dict[dt.datetime, int] = {}
+    # new conversations (the usual case) summed per bucket first: the rows of a bucket are
+    # worked out and added to once, however many of the read's calls fall in it
+    fresh: dict[tuple[Any, ...], tuple[Conversation, dict[str, float], dict[str, float]]] = {}
     for (before, after), repeat in zip(folds, repeats[: len(folds)], strict=True):
-        old: list[tuple[Any, ...]] = []
-        old_matrix: list[tuple[Any, ...]] = []
-        old_m: dict[str, float] = {}
-        old_matrix_m: dict[str, float] = {}
-        if before is not None:
-            repeat_before = repeat if _same_caller(before, after) else next(repeats_before)
-            old, old_m = rollup_dims(before, info), kpis.measures(before, repeat=repeat_before)
-            old_matrix, old_matrix_m = matrix_dims(before, info), matrix_measures(before)
         new_m = kpis.measures(after, repeat=repeat)
-        width = len(ROLLUP_KEY)
-        _sum(rows, _changes(old, old_m, rollup_dims(after, info), new_m, width), width)
-        width = len(MATRIX_KEY)
-        _sum(matrix, _changes(old_matrix, old_matrix_m, matrix_dims(after, info),
-                              matrix_measures(after), width), width)  # fmt: skip
         for minute, step in _load_changes(before, after):
             load[minute] = load.get(minute, 0) + step
+        if before is None:
+            _add_fresh(fresh, after, new_m)
+            continue
+        repeat_before = repeat if _same_caller(before, after) else next(repeats_before)
+        width = len(ROLLUP_KEY)
+        _sum(rows, _changes(rollup_dims(before, info), kpis.measures(before, repeat=repeat_before),
+                            rollup_dims(after, info), new_m, width), width)  # fmt: skip
+        width = len(MATRIX_KEY)
+        _sum(matrix, _changes(matrix_dims(before, info), matrix_measures(before),
+                              matrix_dims(after, info), matrix_measures(after), width),
+             width)  # fmt: skip
+    for conv, m, matrix_m in fresh.values():
+        _sum(rows, [(dims, m) for dims in rollup_dims(conv, info)], len(ROLLUP_KEY))
+        _sum(matrix, [(dims, matrix_m) for dims in matrix_dims(conv, info)], len(MATRIX_KEY))
     _write(cursor, list(rows.values()), list(matrix.values()),
            [(minute, step) for minute, step in load.items() if step], sqlite)  # fmt: skip
+
+
+def _add_fresh(
+    fresh: dict[tuple[Any, ...], tuple[Conversation, dict[str, float], dict[str, float]]],
+    conv: Conversation,
+    m: dict[str, float],
+) -> None:
+    """Sum a new conversation's measures into its bucket: what `rollup_dims` and
+    `matrix_dims` read of a conversation (JST day and hour, units, flow)."""
+    start = conv.jst_start
+    bucket = (start.date(), start.hour, conv.unit_id, conv.caller_unit_id,
+              conv.callee_unit_id, conv.flow)  # fmt: skip
+    internal = conv.flow in INTERNAL_FLOWS
+    found = fresh.get(bucket)
+    if found is None:
+        fresh[bucket] = (conv, dict(m), matrix_measures(conv) if internal else {})
+        return
+    kpis.add(found[1], m)
+    if internal:
+        kpis.add(found[2], matrix_measures(conv))
 
 
 def _same_caller(before: Conversation, after: Conversation) -> bool:
