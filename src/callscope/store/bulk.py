@@ -97,6 +97,7 @@ class InsertPlan:
     returning_params: tuple[Any, ...]
     marks: str
     texts: dict[int, str] = field(default_factory=dict)  # SQL per batch size
+    batches: dict[int, int] = field(default_factory=dict)  # the backend's batch size per count
 
     def sql(self, rows: int) -> str:
         text = self.texts.get(rows)
@@ -214,7 +215,9 @@ def insert_new(objs: Sequence[Model], *, using: str = DEFAULT_DB_ALIAS) -> None:
             checked._prepare_related_fields_for_save(operation_name="bulk_create")
     connection = connections[using]
     ops: Any = connection.ops
-    batch = max(1, ops.bulk_batch_size(plan.fields, objs))
+    batch = plan.batches.get(len(objs))
+    if batch is None:
+        batch = plan.batches[len(objs)] = max(1, ops.bulk_batch_size(plan.fields, objs))
     with transaction.atomic(using=using, savepoint=False), connection.wrap_database_errors:
         connection.validate_no_broken_transaction()
         cursor = connection.connection.cursor()

@@ -8,6 +8,7 @@ without the number. Both functions are pure: the key is passed in.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 
@@ -45,6 +46,7 @@ def mask_number(number: str) -> str:
     return f"{digits[:3]}-{MASK}-{digits[-4:]}"
 
 
+@functools.lru_cache(maxsize=4096)  # every saved call asks for two; numbers come back often
 def pseudonym(number: str, key: str | bytes) -> str:
     """A short stable token for a number under ``key`` (keyed HMAC-SHA256, base32).
 

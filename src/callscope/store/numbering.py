@@ -22,6 +22,7 @@ Everything here is pure (no database): `classify_number`, `normalise_number` and
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from enum import StrEnum
@@ -149,6 +150,7 @@ _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―ー−().・/]")
 _SIP_USER = re.compile(r"^(?:sips?:|tel:)?([^@;]*)")
 
 
+@functools.lru_cache(maxsize=4096)  # both numbers of every saved call; they come back often
 def normalise_number(raw: str) -> str:
     """The number as digits in national form, or a lower-case word for non-numbers.
 
@@ -193,6 +195,7 @@ def _national_class(digits: str) -> NumberClass:
     return NumberClass.INVALID
 
 
+@functools.lru_cache(maxsize=4096)
 def classify_number(raw: str) -> NumberClass:
     """The numbering-plan class of a number as seen on the wire (any spelling)."""
     word = unicodedata.normalize("NFKC", raw).strip().lower()
