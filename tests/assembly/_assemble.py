@@ -12,7 +12,7 @@ from callscope.assembly.events import CallAnswered, CallEnded, CallEvent, CallSt
 from callscope.assembly.records import CallRecord
 from callscope.assembly.tracker import CallTracker
 from callscope.capture.hep_unwrap import unwrap_hep
-from callscope.capture.source import read_file
+from callscope.capture.source import CaptureCounters, read_file
 
 
 @dataclass
@@ -26,6 +26,36 @@ class WriteLog:
 
     def close_call(self, call_key: int) -> None:
         self.writes.append(("close", call_key))
+
+
+@dataclass
+class Run:
+    """What a capture gave the tracker (`run_capture`), to compare two ways of reading it."""
+
+    events: list[CallEvent]
+    anomalies: dict[str, int]
+    orphans: list[object]
+    counters: CaptureCounters
+    writes: list[tuple[object, ...]]
+    yielded: int
+
+
+def run_capture(path: Path, *, routed: bool) -> Run:
+    """Read ``path`` into a tracker, with its media routes (as `callscope import` does) or
+    every datagram through `CallTracker.receive`."""
+    sink = WriteLog()
+    tracker = CallTracker(media_sink=sink)
+    counters = CaptureCounters()
+    routes = tracker.media_routes if routed else None
+    events: list[CallEvent] = []
+    yielded = 0
+    for dgram in read_file(path, counters=counters, media_routes=routes):
+        yielded += 1
+        events.extend(tracker.receive(dgram))
+    events.extend(tracker.finish())
+    return Run(
+        events, tracker.anomalies(), list(tracker.orphan_streams()), counters, sink.writes, yielded
+    )
 
 
 SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "call-record.schema.json"

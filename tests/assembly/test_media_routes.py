@@ -8,16 +8,12 @@ writes, in the same order, as the plain path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-from callscope.assembly.events import CallEvent
 from callscope.assembly.tracker import CallTracker
-from callscope.capture.source import CaptureCounters, read_file
+from callscope.capture.source import read_file
 from callscope.core import MediaRoutes, flow_key
-from tests.assembly._assemble import WriteLog
+from tests.assembly._assemble import run_capture
 from tests.conftest import TESTDATA
 
 _NOT_CAPTURES = {".json", ".jsonl", ".md", ".txt", ".tsv", ".wav", ".xml"}
@@ -29,42 +25,11 @@ CAPTURES = sorted(
 )
 
 
-@dataclass
-class Run:
-    events: list[CallEvent]
-    anomalies: dict[str, int]
-    orphans: list[object]
-    counters: CaptureCounters
-    writes: list[tuple[object, ...]]
-    yielded: int
-
-
-def _run(path: Path, *, routed: bool) -> Run:
-    sink = WriteLog()
-    tracker = CallTracker(media_sink=sink)
-    counters = CaptureCounters()
-    routes = tracker.media_routes if routed else None
-    events: list[CallEvent] = []
-    yielded = 0
-    for dgram in read_file(path, counters=counters, media_routes=routes):
-        yielded += 1
-        events.extend(tracker.receive(dgram))
-    events.extend(tracker.finish())
-    return Run(
-        events,
-        tracker.anomalies(),
-        list(tracker.orphan_streams()),
-        counters,
-        sink.writes,
-        yielded,
-    )
-
-
 @pytest.mark.parametrize("capture", CAPTURES)
 def test_routed_path_gives_the_same_results(capture: str) -> None:
     path = TESTDATA / capture
-    plain = _run(path, routed=False)
-    routed = _run(path, routed=True)
+    plain = run_capture(path, routed=False)
+    routed = run_capture(path, routed=True)
     assert routed.events == plain.events
     assert routed.anomalies == plain.anomalies
     assert routed.orphans == plain.orphans
@@ -82,7 +47,7 @@ def test_captures_are_found() -> None:
 )
 def test_routes_carry_the_rtp_of_calls(capture: str) -> None:
     # the routes are used: most RTP reaches its stream without a Datagram
-    routed = _run(TESTDATA / capture, routed=True)
+    routed = run_capture(TESTDATA / capture, routed=True)
     assert routed.yielded < routed.counters.datagrams // 2
     assert any(routed.writes)
 

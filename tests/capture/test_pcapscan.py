@@ -18,12 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callscope.assembly.events import CallEvent
-from callscope.assembly.tracker import CallTracker
 from callscope.capture import source
 from callscope.capture.pcapfile import open_capture
-from callscope.capture.source import CaptureCounters, read_file
-from tests.assembly._assemble import WriteLog
+from tests.assembly._assemble import Run, run_capture
 from tests.conftest import TESTDATA
 
 pytestmark = pytest.mark.skipif(source._pcapscan is None, reason="the scanner is not built")
@@ -124,29 +121,14 @@ class _Counting:
 
 def _run(
     path: Path, *, scanner: bool, monkeypatch: pytest.MonkeyPatch, taken: list[int] | None = None
-) -> tuple[object, ...]:
+) -> Run:
     counting = _Counting()
     with monkeypatch.context() as patch:
         patch.setattr(source, "_pcapscan", counting if scanner else None)
-        sink = WriteLog()
-        tracker = CallTracker(media_sink=sink)
-        counters = CaptureCounters()
-        events: list[CallEvent] = []
-        yielded = 0
-        for dgram in read_file(path, counters=counters, media_routes=tracker.media_routes):
-            yielded += 1
-            events.extend(tracker.receive(dgram))
-        events.extend(tracker.finish())
+        run = run_capture(path, routed=True)
     if taken is not None:
         taken.append(counting.taken)
-    return (
-        events,
-        tracker.anomalies(),
-        list(tracker.orphan_streams()),
-        counters,
-        sink.writes,
-        yielded,
-    )
+    return run
 
 
 Variant = Callable[[list[Record], Path], Path]
@@ -183,9 +165,8 @@ def test_scanner_gives_what_the_python_path_gives(
     scanned = _run(path, scanner=True, monkeypatch=monkeypatch, taken=taken)
     plain = _run(path, scanner=False, monkeypatch=monkeypatch)
     assert scanned == plain
-    events, counters = scanned[0], scanned[3]
-    assert events
-    assert isinstance(counters, CaptureCounters)
+    counters = scanned.counters
+    assert scanned.events
     if variant == "mirror duplicates":
         assert counters.duplicates > 1000
     # the scanner took most records (the rest: SIP, the first packets of each flow, and
@@ -201,9 +182,8 @@ def test_truncated_file_keeps_every_complete_record(
     path.write_bytes(path.read_bytes()[:-37])
     scanned = _run(path, scanner=True, monkeypatch=monkeypatch)
     plain = _run(path, scanner=False, monkeypatch=monkeypatch)
-    assert scanned[:5] == plain[:5]
-    counters = scanned[3]
-    assert isinstance(counters, CaptureCounters) and counters.truncated
+    assert scanned == plain
+    assert scanned.counters.truncated
 
 
 _HEAD = _records(CAPTURE)[:80]

@@ -30,28 +30,13 @@ from cpython.object cimport PyObject, PyObject_Hash
 cdef extern from "Python.h":
     PyObject *PyDict_SetDefault(object table, object key, object default) except NULL
 
-from callscope.protocol._rtpfast cimport RtpReceiver
+from callscope.protocol._rtpfast cimport RtpReceiver, clip
 
 
 cdef inline unsigned int _u32(const unsigned char *p, bint big_endian) noexcept:
     if big_endian:
         return (<unsigned int>p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
     return (<unsigned int>p[3] << 24) | (p[2] << 16) | (p[1] << 8) | p[0]
-
-
-cdef long long _INT64_MAX = 0x7FFFFFFFFFFFFFFF
-
-
-cdef long long _clip(object value) except? -1:
-    """A packet time (any Python int) as a C long long, clipped to its range: comparisons
-    with the times of records (which fit) come out the same."""
-    cdef int overflow = 0
-    cdef long long result = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow > 0:
-        return _INT64_MAX
-    if overflow < 0:
-        return -_INT64_MAX - 1
-    return result
 
 
 cdef inline unsigned int _be16(const unsigned char *p) noexcept:
@@ -136,13 +121,13 @@ cdef class PcapScanner:
         self.flows = routes.flows
         self.dedup = dedup
         self.table = dedup.table
-        self.window = _clip(dedup.window_ns)
+        self.window = clip(dedup.window_ns)
         self.counters = counters
         self.linktype = linktype
         self.big_endian = big_endian
         self.multiplier = multiplier
         self.header_length = header_length
-        self._housekeeping_at = _clip(housekeeping_at)
+        self._housekeeping_at = clip(housekeeping_at)
 
     @property
     def housekeeping_at(self):
@@ -151,7 +136,7 @@ cdef class PcapScanner:
 
     @housekeeping_at.setter
     def housekeeping_at(self, at):
-        self._housekeeping_at = _clip(at)
+        self._housekeeping_at = clip(at)
 
     @property
     def last_at(self):
@@ -248,7 +233,7 @@ cdef class PcapScanner:
     cdef void _begin(self):
         self.packets = self.octets = self.datagrams = self.duplicates = 0
         self.taken = 0
-        self.deadline = _clip(self.routes.deadline)
+        self.deadline = clip(self.routes.deadline)
         self.sweep_size = self.dedup.sweep_size
 
     cdef void _end(self) except *:
@@ -334,7 +319,7 @@ cdef class PcapScanner:
         ):
             return TAKEN
         route(at, PyBytes_FromStringAndSize(<const char *>udp, udp_stop - start))
-        self.deadline = _clip(self.routes.deadline)  # the receiver may have moved it
+        self.deadline = clip(self.routes.deadline)  # the receiver may have moved it
         return TAKEN
 
 

@@ -3,6 +3,8 @@
 cdef extern from *:
     ctypedef long long int128 "__int128"
 
+cdef long long clip(object value) except? -1
+
 cdef class StreamStats:
     cdef public long long packets, duplicates, reordered, sequence_resets, max_delta
     cdef long long _first_at, _last_at, _base, _highest, _expected_before, _bad_sequence
@@ -26,3 +28,4 @@ cdef class RtpReceiver:
     cdef public int _run_pt
 
     cdef bint take(self, long long at, const unsigned char *data, Py_ssize_t size) except -1
+    cdef _deliver(self, at, payload)

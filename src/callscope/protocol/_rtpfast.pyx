@@ -36,8 +36,9 @@ cdef long long TS_HALF = 0x80000000
 cdef long long _INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
 
-cdef inline long long _clip(object value) except? -1:
-    """A Python int as a C long long, clipped to its range."""
+cdef long long clip(object value) except? -1:
+    """A Python int as a C long long, clipped to its range (the scanner's packet times
+    too)."""
     cdef int overflow = 0
     cdef long long result = PyLong_AsLongLongAndOverflow(value, &overflow)
     if overflow > 0:
@@ -81,13 +82,13 @@ cdef class StreamStats:
 
     def receive(self, at, sequence, timestamp, clock_rate, marker=False, comfort_noise=False):
         """Account one packet (see `callscope.protocol.rtp_stats.StreamStats.receive`)."""
-        cdef long long clock = _clip(clock_rate)
+        cdef long long clock = clip(clock_rate)
         if clock < 0:
             clock = 0
         elif clock > MAX_CLOCK:
             clock = MAX_CLOCK
         self.account(
-            _clip(at), _clip(sequence) & 0xFFFF, _clip(timestamp) & TS_MASK, clock,
+            clip(at), clip(sequence) & 0xFFFF, clip(timestamp) & TS_MASK, clock,
             bool(marker), bool(comfort_noise),
         )
 
@@ -259,22 +260,9 @@ cdef class StreamStats:
 
     def report(self):
         """A frozen snapshot of every figure."""
-        from callscope.protocol.rtp_stats import StreamReport
+        from callscope.protocol.rtp_stats import report_of
 
-        return StreamReport(
-            packets=self.packets,
-            expected=self.expected,
-            lost=self.lost,
-            duplicates=self.duplicates,
-            reordered=self.reordered,
-            sequence_resets=self.sequence_resets,
-            first_at=self.first_at,
-            last_at=self.last_at,
-            max_delta_ms=self.max_delta_ms,
-            jitter_ms=self.jitter_ms,
-            mean_jitter_ms=self.mean_jitter_ms,
-            max_jitter_ms=self.max_jitter_ms,
-        )
+        return report_of(self)
 
 
 cdef class RtpReceiver:
@@ -310,22 +298,20 @@ cdef class RtpReceiver:
             )
         return True
 
-    def receive(self, at, payload):
-        """One datagram of this flow: the usual packet here, any other in ``_general``."""
+    cdef _deliver(self, at, payload):
         if PyBytes_CheckExact(payload) and self.take(
-            _clip(at), <const unsigned char *>PyBytes_AS_STRING(payload),
+            clip(at), <const unsigned char *>PyBytes_AS_STRING(payload),
             PyBytes_GET_SIZE(payload),
         ):
             return
         self._general(at, payload)
 
+    def receive(self, at, payload):
+        """One datagram of this flow: the usual packet here, any other in ``_general``."""
+        self._deliver(at, payload)
+
     def __call__(self, at, payload):
-        if PyBytes_CheckExact(payload) and self.take(
-            _clip(at), <const unsigned char *>PyBytes_AS_STRING(payload),
-            PyBytes_GET_SIZE(payload),
-        ):
-            return
-        self._general(at, payload)
+        self._deliver(at, payload)
 
     def _general(self, at, payload):
         raise NotImplementedError

@@ -256,20 +256,25 @@ class StreamStats:
 
     def report(self) -> StreamReport:
         """A frozen snapshot of every figure."""
-        return StreamReport(
-            packets=self.packets,
-            expected=self.expected,
-            lost=self.lost,
-            duplicates=self.duplicates,
-            reordered=self.reordered,
-            sequence_resets=self.sequence_resets,
-            first_at=self.first_at,
-            last_at=self.last_at,
-            max_delta_ms=self.max_delta_ms,
-            jitter_ms=self.jitter_ms,
-            mean_jitter_ms=self.mean_jitter_ms,
-            max_jitter_ms=self.max_jitter_ms,
-        )
+        return report_of(self)
+
+
+def report_of(stats: StreamStats) -> StreamReport:
+    """`StreamStats.report` of either class (the compiled twin's calls it too)."""
+    return StreamReport(
+        packets=stats.packets,
+        expected=stats.expected,
+        lost=stats.lost,
+        duplicates=stats.duplicates,
+        reordered=stats.reordered,
+        sequence_resets=stats.sequence_resets,
+        first_at=stats.first_at,
+        last_at=stats.last_at,
+        max_delta_ms=stats.max_delta_ms,
+        jitter_ms=stats.jitter_ms,
+        mean_jitter_ms=stats.mean_jitter_ms,
+        max_jitter_ms=stats.max_jitter_ms,
+    )
 
 
 #: the Python class, also where the compiled twin replaces it (tests compare the two)
