@@ -390,3 +390,22 @@ def test_ipv6_media_pairs_by_the_canonical_address() -> None:
     assert [(str(s.src), str(s.dst), s.packets) for s in records[0].streams] == [
         ("[2001:db8::2]:6000", "[2001:db8::1]:4000", 5)
     ]
+
+
+def test_legs_with_one_session_id_share_a_conversation_until_forgotten() -> None:
+    """RFC 7989: a B2BUA gives both legs one Session-ID; a forgotten leg links nothing."""
+    session = ("Session-ID: ab0123456789abcdef0123456789abcd;remote=" + "0" * 32,)
+    legs = [Dialog(call_id=f"leg{n}@test", from_tag=f"f{n}", caller=ALICE if n % 2 else CAROL)
+            for n in range(3)]  # fmt: skip
+    traffic = [
+        dgram(0, ALICE, BOB, legs[0].invite(headers=session)),
+        dgram(10 * MS, BOB, ALICE, legs[0].response(486, "Busy Here")),
+        dgram(20 * MS, CAROL, BOB, legs[1].invite(headers=session)),
+        dgram(30 * MS, BOB, CAROL, legs[1].response(486, "Busy Here")),
+        # both legs forgotten (forget_ns after their end), then the same Session-ID again
+        dgram(100 * S, ALICE, BOB, legs[2].invite(headers=session)),
+        dgram(100 * S + 10 * MS, BOB, ALICE, legs[2].response(486, "Busy Here")),
+    ]
+    _events, records, _tracker = run(traffic)
+    by_id = {r.call_id: r.conversation_id for r in records}
+    assert by_id == {"leg0@test": "leg0@test", "leg1@test": "leg0@test", "leg2@test": "leg2@test"}

@@ -82,6 +82,7 @@ class Links:
         # for one leg, and most destinations see one leg at a time
         self._by_invite_dst: dict[Endpoint, list[Call]] = {}
         self._sessions: dict[str, Call] = {}
+        self._session_of: dict[int, str] = {}  # leg key -> the Session-ID it registered
         self._refers: deque[_Refer] = deque(maxlen=_MAX_RECENT)
         self._ids: dict[str, Call] = {}  # Call-ID -> latest leg
         self._stems: dict[str, Call] = {}  # stem of a Call-ID -> latest leg
@@ -139,9 +140,9 @@ class Links:
                 del self._by_invite_dst[call.invite_dst]
         for refer in [r for r in self._refers if r.call is call]:
             self._refers.remove(refer)
-        session = self._sessions
-        for key in [k for k, c in session.items() if c is call]:
-            del session[key]
+        uuid = self._session_of.pop(call.key, None)  # not a scan of every session
+        if uuid is not None and self._sessions.get(uuid) is call:
+            del self._sessions[uuid]
         if self._ids.get(call.call_id) is call:
             del self._ids[call.call_id]
         for stem in call_id_stems(call.call_id):
@@ -194,6 +195,7 @@ class Links:
         if other is not None and other is not call:
             join(call, other)
         self._sessions[uuid] = call
+        self._session_of[call.key] = uuid
         if len(self._sessions) > _MAX_RECENT:
             del self._sessions[next(iter(self._sessions))]
 
