@@ -513,19 +513,19 @@ _parse_name_addr = RecentParses(_parse_new_name_addr)
 _parse_name_addr_head = RecentParses(NameAddr.parse)
 
 
-def _text(raw: bytes) -> str:
+def _decoded(raw: bytes) -> str:
     return decode_text(raw)[0]
 
 
 # typed values of the headers every message is asked for, by raw value: the same Call-ID,
 # From and To in each message of a dialog, the same CSeq values and Content-Type in every call
-_text_of: RecentParses[bytes, str] = RecentParses(_text)
+_text_of: RecentParses[bytes, str] = RecentParses(_decoded)
 _name_addr_of: RecentParses[bytes, NameAddr] = RecentParses(
-    lambda raw: _parse_name_addr(_text(raw))
+    lambda raw: _parse_name_addr(_decoded(raw))
 )
-_cseq_of: RecentParses[bytes, tuple[int, str]] = RecentParses(lambda raw: parse_cseq(_text(raw)))
+_cseq_of: RecentParses[bytes, tuple[int, str]] = RecentParses(lambda raw: parse_cseq(_decoded(raw)))
 _content_type_of: RecentParses[bytes, ContentType] = RecentParses(
-    lambda raw: ContentType.parse(_text(raw))
+    lambda raw: ContentType.parse(_decoded(raw))
 )
 
 
