@@ -17,6 +17,7 @@ queued as a partial recording. SIGTERM instead ends the loop and flushes every o
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import multiprocessing
 import signal
@@ -190,6 +191,9 @@ class CaptureDaemon:
 
     def run(self) -> None:
         """Loop until `stop` (SIGTERM/SIGINT), then flush every open call."""
+        # what start-up loaded (Django, the modules, settings) leaves the collector's
+        # generations: a full collection then walks the recorder's own objects only
+        gc.freeze()
         try:
             while not self.stopping:
                 self.process_one_batch()
