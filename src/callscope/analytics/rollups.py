@@ -14,18 +14,22 @@ conversations, one for repeat callers (inbound only), then the changes of all le
 per row and written once: on SQLite one upsert for the rollup rows, one for the matrix
 (internal calls) and two for the load minutes and hours; on PostgreSQL all of them in one
 statement (one round trip). All on a DB-API cursor with a few fixed SQL texts.
+
+This module owns what a leg changes (the conversation folded before and after, the rows
+it is counted in, the differences summed per row); the SQL that reads the calls and writes
+the rows is in `rollup_sql`, which also owns the rows' column layouts (`ROLLUP_KEY`,
+`MATRIX_KEY`, `LEG_FIELDS` and the like, importable from here too).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import connection, transaction
 
-from callscope.analytics import kpis, orgindex
+from callscope.analytics import kpis, orgindex, rollup_sql
 from callscope.analytics.conversations import (
     INTERNAL_FLOWS,
     Conversation,
@@ -34,20 +38,38 @@ from callscope.analytics.conversations import (
     Outcome,
     conversation_of,
 )
-from callscope.analytics.models import LoadHour, LoadMinute, MatrixRollup, Rollup
 from callscope.analytics.orgindex import UnitInfo
+from callscope.analytics.rollup_sql import (
+    LEG_FIELDS,
+    MATRIX_DIMS,
+    MATRIX_KEY,
+    MATRIX_MEASURES,
+    ROLLUP_DIMS,
+    ROLLUP_KEY,
+    Change,
+)
 from callscope.store.models import Call
 
-LEG_FIELDS = ("id", "call_id", "conversation_id", "started_at", "ringing_at", "answered_at",
-              "ended_at", "result", "ended_by", "direction", "caller_unit_id", "callee_unit_id",
-              "callee_class", "caller_pseudonym", "hold_seconds", "transferred")  # fmt: skip
-ROLLUP_KEY = ("grain", "scope", "day", "hour", "weekday", "unit_id", "top_id", "flow")
-ROLLUP_DIMS = (*ROLLUP_KEY, "section_id", "department_id")
-MATRIX_KEY = ("grain", "scope", "day", "caller_unit_id", "caller_department_id",
-              "caller_top_id", "callee_unit_id", "callee_department_id", "callee_top_id",
-              "flow")  # fmt: skip
-MATRIX_DIMS = (*MATRIX_KEY, "caller_section_id", "callee_section_id")
-MATRIX_MEASURES = ("calls", "answered", "talk_sum")
+__all__ = [
+    "LEG_FIELDS",
+    "MATRIX_DIMS",
+    "MATRIX_KEY",
+    "MATRIX_MEASURES",
+    "ROLLUP_DIMS",
+    "ROLLUP_KEY",
+    "Change",
+    "apply_call",
+    "apply_calls",
+    "leg_of",
+    "leg_values",
+    "matrix_dims",
+    "matrix_keys",
+    "matrix_measures",
+    "refine_flow",
+    "rollup_dims",
+    "rollup_keys",
+    "unit_columns",
+]
 
 
 def refine_flow(direction: str, caller: UnitInfo | None, callee: UnitInfo | None) -> str:
@@ -142,10 +164,6 @@ def _merge(
         kpis.add(row["m"], values, sign)
 
 
-#: (dims, measures to add): one rollup or matrix row's change
-Change = tuple[tuple[Any, ...], Mapping[str, float]]
-
-
 def _changes(
     before: list[tuple[Any, ...]],
     before_m: Mapping[str, float],
@@ -183,146 +201,6 @@ def _sum(totals: Totals, changes: list[Change], width: int) -> None:
             kpis.add(found[1], m)
 
 
-_VENDOR_SQL: dict[str, str] = {}
-
-
-def _vendor_sql(sql: str) -> str:
-    """DB-API placeholders: ``?`` for sqlite3, ``%s`` for psycopg (the raw cursors below)."""
-    found = _VENDOR_SQL.get(sql)
-    if found is None:
-        found = _VENDOR_SQL[sql] = sql.replace("%s", "?") if connection.vendor == "sqlite" else sql
-    return found
-
-
-def _marks(count: int) -> str:
-    return ", ".join(["%s"] * count)
-
-
-_UPSERTS: dict[str, str] = {}
-
-
-def _upsert(
-    cursor: Any,
-    table: str,
-    *,
-    dims: tuple[str, ...],
-    key: tuple[str, ...],
-    measures: tuple[str, ...],
-    changes: list[Change],
-) -> None:
-    """SQLite: add the changes' measures to their rows (INSERT ... ON CONFLICT DO UPDATE),
-    leaving out rows that change nothing; one statement run for each row (``executemany``:
-    one SQL text, compiled once), every measure column written."""
-    rows = [(d, m) for d, m in changes if any(m.values())]
-    if not rows:
-        return
-    sql = _UPSERTS.get(table)
-    if sql is None:
-        columns = (*dims, *measures)
-        updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in measures)
-        marks = ", ".join(["?"] * len(columns))
-        sql = _UPSERTS[table] = (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "  # noqa: S608
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-        )
-    day = dims.index("day")
-    zero = dict.fromkeys(measures, 0)
-    params = []
-    for d, m in rows:
-        full = {**zero, **m}  # every measure, in column order (m names only measures)
-        if len(full) != len(measures):
-            raise ValueError(f"not a measure of {table}: {sorted(full.keys() - zero.keys())}")
-        values = [*d, *full.values()]
-        values[day] = d[day].isoformat()  # Django's SQLite storage of a date: ISO text
-        params.append(values)
-    cursor.executemany(sql, params)
-
-
-def _db_time(at: dt.datetime, sqlite: bool) -> Any:
-    """An aware datetime as Django stores it: naive UTC ISO text on SQLite (what its
-    ``adapt_datetimefield_value`` gives, without its per-call settings lookups)."""
-    return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ") if sqlite else at
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    """A datetime from a raw cursor (SQLite gives naive UTC or text) as aware UTC."""
-    if value is None:
-        return None
-    at: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
-
-
-_TIME_FIELDS = ("started_at", "ringing_at", "answered_at", "ended_at")
-
-
-def _other_legs(
-    cursor: Any, calls: Sequence[Call], sqlite: bool
-) -> dict[str, list[dict[str, Any]]]:
-    """The other legs in the database of each call's conversation, by conversation (one
-    query: the calls' conversations, without the calls themselves)."""
-    table, n = Call._meta.db_table, len(calls)
-    where = (
-        f"conversation_id IN ({_marks(n)}) AND id NOT IN ({_marks(n)})"
-        if sqlite
-        else "conversation_id = ANY(%s) AND NOT id = ANY(%s)"
-    )
-    conversations = [call.conversation_id for call in calls]
-    ids = [call.pk for call in calls]
-    cursor.execute(
-        _vendor_sql(f"SELECT {', '.join(LEG_FIELDS)} FROM {table} WHERE {where}"),  # noqa: S608
-        [*conversations, *ids] if sqlite else [conversations, ids],
-    )
-    found: dict[str, list[dict[str, Any]]] = {}
-    for values in cursor.fetchall():
-        row = dict(zip(LEG_FIELDS, values, strict=True))
-        for name in _TIME_FIELDS:
-            row[name] = _aware(row[name])
-        row["transferred"] = bool(row["transferred"])
-        found.setdefault(row["conversation_id"], []).append(row)
-    return found
-
-
-def _repeats(cursor: Any, convs: Sequence[Conversation], sqlite: bool) -> list[bool]:
-    """For each conversation: another inbound conversation from the same caller in the
-    `kpis.REPEAT_DAYS` before (one query for all: their callers' inbound calls over the
-    span of their starts, sifted here by each conversation's own window)."""
-    asked = [c for c in convs if c.flow == Flow.INBOUND and c.caller_pseudonym]
-    if not asked:
-        return [False] * len(convs)
-    window = dt.timedelta(days=kpis.REPEAT_DAYS)
-    callers = sorted({c.caller_pseudonym for c in asked})
-    who = (
-        f"caller_pseudonym IN ({_marks(len(callers))})" if sqlite else "caller_pseudonym = ANY(%s)"
-    )
-    since = min(c.started_at for c in asked) - window
-    until = max(c.started_at for c in asked)
-    cursor.execute(
-        _vendor_sql(
-            f"SELECT caller_pseudonym, started_at, conversation_id FROM {Call._meta.db_table} "  # noqa: S608
-            f"WHERE {who} AND direction = 'inbound' AND started_at >= %s AND started_at <= %s"
-        ),
-        [*(callers if sqlite else [callers]), _db_time(since, sqlite), _db_time(until, sqlite)],
-    )
-    calls: dict[str, list[tuple[dt.datetime, str]]] = {}
-    for caller, started, cid in cursor.fetchall():
-        calls.setdefault(caller, []).append((_aware(started), cid))  # type: ignore[arg-type]
-    return [_is_repeat(conv, calls.get(conv.caller_pseudonym, ()), window) for conv in convs]
-
-
-def _is_repeat(
-    conv: Conversation, calls: Iterable[tuple[dt.datetime, str]], window: dt.timedelta
-) -> bool:
-    """Another of the caller's inbound ``calls`` (start, conversation) in the window
-    before this conversation's start (or at the same start, with a smaller id)."""
-    if conv.flow != Flow.INBOUND or not conv.caller_pseudonym:
-        return False
-    start, cid = conv.started_at, conv.conversation_id
-    return any(
-        start - window <= at <= start and other != cid and (at < start or other < cid)
-        for at, other in calls
-    )
-
-
 def _minutes(conv: Conversation | None) -> set[dt.datetime]:
     if conv is None or conv.ended_at is None:
         return set()
@@ -331,147 +209,10 @@ def _minutes(conv: Conversation | None) -> set[dt.datetime]:
     return {first + dt.timedelta(minutes=i) for i in range(count)}
 
 
-def _apply_load(cursor: Any, changes: list[tuple[Any, int]], sqlite: bool) -> None:
-    """Per-minute active conversations, and each touched hour's peak of them (SQLite)."""
-    if not changes:
-        return
-    minutes, hours = LoadMinute._meta.db_table, LoadHour._meta.db_table
-    params: list[Any] = []
-    for minute, step in changes:
-        params += [_db_time(minute, sqlite), step]
-    values = ", ".join(["(%s, %s)"] * len(changes))
-    cursor.execute(
-        _vendor_sql(
-            f"INSERT INTO {minutes} (minute, active) VALUES {values} "  # noqa: S608
-            f"ON CONFLICT (minute) DO UPDATE SET active = {minutes}.active + excluded.active "
-            "RETURNING minute, active"
-        ),
-        params,
-    )
-    peaks: dict[dt.datetime, int] = {}
-    for minute, active in cursor.fetchall():
-        hour = (_aware(minute) or dt.datetime.min).replace(minute=0)
-        peaks[hour] = max(peaks.get(hour, 0), active)
-    if all(step > 0 for _minute, step in changes):
-        # a peak only grows when conversations are added: one upsert for every hour
-        params = []
-        for hour, peak in peaks.items():
-            params += [_db_time(hour, sqlite), _date(kpis.jst_date(hour), sqlite), peak]
-        values = ", ".join(["(%s, %s, %s)"] * len(peaks))
-        cursor.execute(
-            _vendor_sql(
-                f"INSERT INTO {hours} (hour, day, peak) VALUES {values} "  # noqa: S608
-                f"ON CONFLICT (hour) DO UPDATE SET "
-                f"peak = MAX({hours}.peak, excluded.peak)"
-            ),
-            params,
-        )
-        return
-    _recompute_peaks(cursor, peaks, sqlite)
-
-
-def _recompute_peaks(cursor: Any, peaks: Iterable[dt.datetime], sqlite: bool) -> None:
-    """A conversation shrank (a leg saved again): the touched hours' peaks read again."""
-    minutes, hours = LoadMinute._meta.db_table, LoadHour._meta.db_table
-    for hour in peaks:
-        at = _db_time(hour, sqlite)
-        cursor.execute(
-            _vendor_sql(
-                f"INSERT INTO {hours} (hour, day, peak) "  # noqa: S608
-                f"SELECT %s, %s, COALESCE(MAX(active), 0) FROM {minutes} "
-                "WHERE minute >= %s AND minute < %s "
-                "ON CONFLICT (hour) DO UPDATE SET peak = excluded.peak"
-            ),
-            [at, _date(kpis.jst_date(hour), sqlite), at,
-             _db_time(hour + dt.timedelta(hours=1), sqlite)],
-        )  # fmt: skip
-
-
 def _load_changes(before: Conversation | None, after: Conversation) -> list[tuple[Any, int]]:
     """(UTC minute, +1 or -1) for the minutes the conversation now covers or no longer does."""
     old, new = _minutes(before), _minutes(after)
     return [(m, 1) for m in new - old] + [(m, -1) for m in old - new]
-
-
-_PG_WRITES: dict[tuple[bool, bool, int], str] = {}
-
-
-def _pg_write_sql(rollup: bool, matrix: bool, load: int) -> str:
-    """One PostgreSQL statement for every write of `apply_call`: data-modifying CTEs run
-    once each whether read or not (PostgreSQL docs, 7.8.4), so the rollup rows, the matrix
-    rows, the load minutes and the hours' peaks cost one round trip. Rows come as one JSON
-    parameter per table: psycopg parses a statement with more than 50 parameters again on
-    every call (~4 ms for an 8-row upsert of 73 columns). ``load``: 0 none, 1 minutes added
-    (peaks updated here), -1 minutes removed (peaks read again after this statement)."""
-    key = (rollup, matrix, load)
-    sql = _PG_WRITES.get(key)
-    if sql is not None:
-        return sql
-    parts = []
-    for wanted, name, model, dims, measures, conflict in (
-        (rollup, "r", Rollup, ROLLUP_DIMS, kpis.MEASURES, ROLLUP_KEY),
-        (matrix, "x", MatrixRollup, MATRIX_DIMS, MATRIX_MEASURES, MATRIX_KEY),
-    ):
-        if wanted:
-            table, columns = model._meta.db_table, ", ".join((*dims, *measures))
-            updates = ", ".join(f"{m} = t.{m} + excluded.{m}" for m in measures)
-            parts.append(
-                f"{name} AS (INSERT INTO {table} AS t ({columns}) SELECT {columns} "  # noqa: S608
-                f"FROM json_populate_recordset(NULL::{table}, %s::json) "
-                f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates})"
-            )
-    minutes, hours = LoadMinute._meta.db_table, LoadHour._meta.db_table
-    final = "SELECT NULL, NULL"
-    if load:
-        parts.append(
-            f"m AS (INSERT INTO {minutes} AS t (minute, active) "  # noqa: S608
-            "SELECT * FROM unnest(%s::timestamptz[], %s::int[]) ON CONFLICT (minute) "
-            "DO UPDATE SET active = t.active + excluded.active RETURNING minute, active)"
-        )
-        final = "SELECT minute, active FROM m"
-    if load > 0:  # a peak only grows when conversations are added
-        final = (
-            f"INSERT INTO {hours} AS t (hour, day, peak) "  # noqa: S608
-            "SELECT date_trunc('hour', minute), "
-            "(date_trunc('hour', minute) AT TIME ZONE 'Asia/Tokyo')::date, MAX(active) "
-            "FROM m GROUP BY 1 ON CONFLICT (hour) DO UPDATE SET "
-            "peak = GREATEST(t.peak, excluded.peak)"
-        )
-    sql = _PG_WRITES[key] = ("WITH " + ", ".join(parts) + " " if parts else "") + final
-    return sql
-
-
-def _write_postgres(
-    cursor: Any, rows: list[Change], matrix: list[Change], changes: list[tuple[Any, int]]
-) -> None:
-    """The rollup, matrix and load changes in one statement (`_pg_write_sql`)."""
-    params: list[Any] = []
-    found = []
-    for part, dims, measures in ((rows, ROLLUP_DIMS, kpis.MEASURES),
-                                 (matrix, MATRIX_DIMS, MATRIX_MEASURES)):  # fmt: skip
-        records = [
-            {**dict(zip(dims, d, strict=True)), **{n: m.get(n, 0) for n in measures}}
-            for d, m in part
-            if any(m.values())
-        ]
-        found.append(bool(records))
-        if records:
-            params.append(json.dumps(records, default=str))
-    grows = all(step > 0 for _minute, step in changes)
-    load = 0 if not changes else 1 if grows else -1
-    if changes:
-        params += [[minute for minute, _ in changes], [step for _, step in changes]]
-    if not any(found) and not load:
-        return
-    cursor.execute(_pg_write_sql(found[0], found[1], load), params)
-    if load < 0:
-        hours = {(_aware(minute) or dt.datetime.min).replace(minute=0)
-                 for minute, _active in cursor.fetchall()}  # fmt: skip
-        _recompute_peaks(cursor, sorted(hours), sqlite=False)
-
-
-def _date(day: dt.date, sqlite: bool) -> Any:
-    return day.isoformat() if sqlite else day
 
 
 def leg_values(call: Call) -> dict[str, Any]:
@@ -505,22 +246,11 @@ def apply_calls(legs: Sequence[tuple[Call, Mapping[str, Any] | None]]) -> None:
     with transaction.atomic(savepoint=False):  # inside the ingest's transaction if any
         connection.ensure_connection()
         sqlite = connection.vendor == "sqlite"  # looked up once: the proxy is slow to reach
-        cursor = _raw_cursor(connection.connection, sqlite)
+        cursor = rollup_sql.raw_cursor(connection.connection, sqlite)
         try:
             _apply(cursor, legs, info, sqlite)
         finally:
             cursor.close()
-
-
-def _raw_cursor(raw: Any, sqlite: bool) -> Any:
-    """A DB-API cursor (no per-query wrapping). On PostgreSQL a server-side binding cursor,
-    not Django's client-side one: the same few statement texts come back with every call,
-    and psycopg prepares a statement once it has run 5 times (parse and plan saved)."""
-    if sqlite:
-        return raw.cursor()
-    import psycopg  # noqa: PLC0415  (PostgreSQL only)
-
-    return psycopg.Cursor(raw)
 
 
 def _apply(
@@ -529,7 +259,7 @@ def _apply(
     info: Mapping[int, UnitInfo],
     sqlite: bool,
 ) -> None:
-    found = _other_legs(cursor, [call for call, _ in legs], sqlite)
+    found = rollup_sql.other_legs(cursor, [call for call, _ in legs], sqlite)
     folds: list[tuple[Conversation | None, Conversation]] = []
     for call, replaced in legs:
         others = [leg_of(row, info) for row in found.get(call.conversation_id, ())]
@@ -538,7 +268,7 @@ def _apply(
         folds.append((before, conversation_of([*others, leg_of(leg_values(call), info)])))
     # the earlier version of a conversation is asked about only if its caller or start differ
     again = [b for b, a in folds if b is not None and not _same_caller(b, a)]
-    repeats = _repeats(cursor, [a for _b, a in folds] + again, sqlite)
+    repeats = rollup_sql.repeats(cursor, [a for _b, a in folds] + again, sqlite)
     repeats_before = iter(repeats[len(folds) :])
     rows: Totals = {}
     matrix: Totals = {}
@@ -564,8 +294,8 @@ def _apply(
     for conv, m, matrix_m in fresh.values():
         _sum(rows, [(dims, m) for dims in rollup_dims(conv, info)], len(ROLLUP_KEY))
         _sum(matrix, [(dims, matrix_m) for dims in matrix_dims(conv, info)], len(MATRIX_KEY))
-    _write(cursor, list(rows.values()), list(matrix.values()),
-           [(minute, step) for minute, step in load.items() if step], sqlite)  # fmt: skip
+    changes = [(minute, step) for minute, step in load.items() if step]
+    rollup_sql.write(cursor, list(rows.values()), list(matrix.values()), changes, sqlite)
 
 
 def _add_fresh(
@@ -592,15 +322,3 @@ def _same_caller(before: Conversation, after: Conversation) -> bool:
     """Does the repeat-caller check give the same answer for both versions?"""
     return (before.started_at, before.caller_pseudonym, before.flow) == (
         after.started_at, after.caller_pseudonym, after.flow)  # fmt: skip
-
-
-def _write(cursor: Any, rows: list[Change], matrix: list[Change],
-           load: list[tuple[Any, int]], sqlite: bool) -> None:  # fmt: skip
-    if not sqlite:
-        _write_postgres(cursor, rows, matrix, load)
-        return
-    _upsert(cursor, Rollup._meta.db_table, dims=ROLLUP_DIMS, key=ROLLUP_KEY,
-            measures=kpis.MEASURES, changes=rows)  # fmt: skip
-    _upsert(cursor, MatrixRollup._meta.db_table, dims=MATRIX_DIMS, key=MATRIX_KEY,
-            measures=MATRIX_MEASURES, changes=matrix)  # fmt: skip
-    _apply_load(cursor, load, sqlite)
