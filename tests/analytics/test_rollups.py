@@ -169,12 +169,16 @@ def clear():
         model.objects.all().delete()
 
 
-@pytest.mark.django_db
-@settings(
+#: generated runs against the database: few examples, no deadline (queries take time)
+DATABASE_EXAMPLES = settings(
     max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@pytest.mark.django_db
+@DATABASE_EXAMPLES
 @given(st.data())
 def test_incremental_rebuild_and_direct_aggregation_agree(data):
     if not OrgUnit.objects.exists():
@@ -383,11 +387,7 @@ def without_repeats(snapshot):
 
 
 @pytest.mark.django_db
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@DATABASE_EXAMPLES
 @given(st.data())
 def test_apply_calls_in_runs_equals_leg_after_leg(data):
     """Legs applied in runs of distinct conversations (as the recorder's reads), second legs
