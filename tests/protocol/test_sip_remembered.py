@@ -50,7 +50,7 @@ def parsed(data: bytes) -> tuple[object, ...] | tuple[type, str]:
 
 
 def forget_lines() -> None:
-    sipheaders._LINES.clear()
+    sipheaders._header_line._values.clear()
     sip._start_line._values.clear()
 
 
@@ -76,9 +76,10 @@ def test_a_fold_after_a_remembered_line_continues_it():
 
 def test_the_line_table_is_bounded():
     forget_lines()
-    for n in range(sipheaders._LINES_LIMIT + 10):
+    lines = sipheaders._header_line
+    for n in range(lines._limit + 10):
         SipMessage.parse(f"OPTIONS sip:a SIP/2.0\r\nX-N: {n}\r\n\r\n".encode())
-    assert len(sipheaders._LINES) <= sipheaders._LINES_LIMIT
+    assert len(lines._values) <= lines._limit
 
 
 via_values = st.one_of(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from callscope.core.frozen import quick_init
 from callscope.protocol.errors import SipParseError
+from callscope.protocol.recent import RecentParses
 from callscope.protocol.sipuri import Param, is_digits, param_value, parse_params
 
 # RFC 3261 7.3.3 and 20, RFC 3515 (r), RFC 3892 (b), RFC 6665 (o, u), RFC 4028 (x),
@@ -49,14 +50,6 @@ _CANONICAL_LIMIT = 4096
 
 #: one header as on the wire: raw name (as received) and value (trimmed, folds joined)
 RawHeader = tuple[bytes, bytes]
-
-# whole header lines seen lately -> their pair and canonical name: the messages of a dialog
-# repeat most of their lines, and a phone or PBX many lines in every call. A line that
-# starts a header means the same wherever it occurs (a fold continues the header before it
-# and is never kept). Bounded as the name tables: emptied when full, long lines not kept.
-_LINES: dict[bytes, tuple[RawHeader, str]] = {}
-_LINES_LIMIT = 8192
-_MAX_LINE = 256
 
 
 def canonical_name(name: str | bytes) -> str:
@@ -97,29 +90,36 @@ def parse_header_lines(lines: list[bytes]) -> tuple[list[RawHeader], list[str], 
     headers: list[RawHeader] = []
     names: list[str] = []
     bad = False
-    seen = _LINES.get
+    seen = _header_line.known
     for line in lines:
-        found = seen(line)
-        if found is not None:  # the usual case: a line met lately (a dialog repeats most)
+        # the usual case: a line met lately (a dialog repeats most), else parsed now
+        found = seen(line) or _header_line(line)
+        if found is not None:  # one whole header
             headers.append(found[0])
             names.append(found[1])
-            continue
-        name, sep, value = line.partition(b":")
-        if sep and name and name[0] not in (32, 9):  # one whole header
-            header = (name, value.strip())
-            canon = _CANONICAL.get(name) or _canonical_cached(name)
-            headers.append(header)
-            names.append(canon)
-            if len(line) <= _MAX_LINE:
-                if len(_LINES) >= _LINES_LIMIT:
-                    _LINES.clear()
-                _LINES[line] = (header, canon)
         elif line and line[0] in (32, 9) and headers:
             previous, joined = headers[-1]
             headers[-1] = (previous, (joined + b" " + line.strip()).strip())
         elif line:
             bad = True
     return headers, names, bad
+
+
+def _whole_header(line: bytes) -> tuple[RawHeader, str] | None:
+    """A line that is one whole header: its pair and canonical name; None for a fold or a
+    line without a name and colon."""
+    name, sep, value = line.partition(b":")
+    if sep and name and name[0] not in (32, 9):
+        return (name, value.strip()), _CANONICAL.get(name) or _canonical_cached(name)
+    return None
+
+
+# whole header lines seen lately: the messages of a dialog repeat most of their lines, and
+# a phone or PBX many lines in every call. A line that starts a header means the same
+# wherever it occurs (a fold continues the header before it and is never kept).
+_header_line: RecentParses[bytes, tuple[RawHeader, str] | None] = RecentParses(
+    _whole_header, limit=8192, max_text=256
+)
 
 
 _VIA_RE = re.compile(r"\s*([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^\s;]+)\s*([^;\s]*)\s*(.*)", re.S)
