@@ -106,8 +106,8 @@ class _Counting:
         counting = self
 
         class PcapScanner(source._pcapscan.PcapScanner):  # type: ignore[name-defined,misc]
-            def scan(self, buf: bytes, pos: int, end: int) -> int:
-                pos = super().scan(buf, pos, end)
+            def scan(self, buf: bytes, pos: int, end: int, *layout: object) -> int:
+                pos = super().scan(buf, pos, end, *layout)
                 counting.taken += self.taken
                 return pos
 

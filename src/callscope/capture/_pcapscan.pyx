@@ -101,9 +101,6 @@ cdef class PcapScanner:
     cdef object routes, dedup, counters, sweep_size
     cdef dict flows, table
     cdef long long window, deadline
-    cdef int linktype, header_length
-    cdef bint big_endian
-    cdef long long multiplier
     cdef long long packets, octets, datagrams, duplicates
     cdef long long _housekeeping_at
     cdef long long _last_at  # taken here (when ``_any``)
@@ -112,21 +109,15 @@ cdef class PcapScanner:
     #: records taken by the last ``scan``
     cdef public Py_ssize_t taken
 
-    def __init__(self, routes, dedup, counters, int linktype, bint big_endian,
-                 long long multiplier, int header_length, housekeeping_at):
-        """``linktype``, ``big_endian``, ``multiplier`` (to ns) and ``header_length``
-        describe a classic pcap file's records (`scan`); a pcapng file's come with each
-        `scan_pcapng`."""
+    def __init__(self, routes, dedup, counters, housekeeping_at):
+        """The pipeline's media routes, duplicate filter, counters and next housekeeping;
+        each scan gets the layout of its records from the file reader."""
         self.routes = routes
         self.flows = routes.flows
         self.dedup = dedup
         self.table = dedup.table
         self.window = clip(dedup.window_ns)
         self.counters = counters
-        self.linktype = linktype
-        self.big_endian = big_endian
-        self.multiplier = multiplier
-        self.header_length = header_length
         self._housekeeping_at = clip(housekeeping_at)
 
     @property
@@ -149,14 +140,15 @@ cdef class PcapScanner:
         self._set_at = at  # any int: a damaged pcapng block may carry a time out of range
         self._any = False
 
-    def scan(self, bytes buf, Py_ssize_t pos, Py_ssize_t end):
-        """Take classic pcap records from ``buf[pos:end]`` while they need no Python;
+    def scan(self, bytes buf, Py_ssize_t pos, Py_ssize_t end, int linktype, bint big_endian,
+             long long multiplier, Py_ssize_t header_length):
+        """Take classic pcap records from ``buf[pos:end]`` while they need no Python, with
+        the file's link type, byte order, time multiplier (to ns) and record header length;
         return the offset of the first record left (``end`` or an incomplete record when
         all were taken)."""
         cdef const unsigned char *base = <const unsigned char *>PyBytes_AS_STRING(buf)
-        cdef Py_ssize_t header_length = self.header_length, size
+        cdef Py_ssize_t size
         cdef long long at
-        cdef bint big_endian = self.big_endian
         if end > PyBytes_GET_SIZE(buf):
             end = PyBytes_GET_SIZE(buf)
         self._begin()
@@ -166,9 +158,9 @@ cdef class PcapScanner:
                 if size > end - pos - header_length:
                     break
                 at = <long long>_u32(base + pos, big_endian) * 1000000000 + (
-                    <long long>_u32(base + pos + 4, big_endian) * self.multiplier
+                    <long long>_u32(base + pos + 4, big_endian) * multiplier
                 )
-                if self._frame(at, self.linktype, base + pos + header_length, size) == LEAVE:
+                if self._frame(at, linktype, base + pos + header_length, size) == LEAVE:
                     break
                 pos += header_length + size
         finally:

@@ -60,9 +60,6 @@ class CaptureFile:
         self._owned = owned
         self.records = 0
         self.offset = 0
-        #: classic pcap: (big-endian, time multiplier to ns, record header length,
-        #: link type), for a compiled scanner; None for other formats
-        self.pcap_layout: tuple[bool, int, int, int] | None = None
         #: a `callscope.capture._pcapscan.PcapScanner` that takes the records it can finish
         #: by itself before the next one is yielded (classic pcap and pcapng; set by the
         #: pipeline before the iteration starts)
@@ -129,7 +126,6 @@ class CaptureFile:
         # draft-ietf-opsawg-pcap 4: LinkType is the low 16 bits; FCS bits above it
         linktype = network & 0xFFFF
         self.offset = 24
-        self.pcap_layout = (order == ">", 1 if nano else 1000, hdr_len, linktype)
         return self._pcap_loop(order, 1 if nano else 1000, hdr_len, linktype)
 
     def _pcap_loop(self, order: str, mult: int, hdr_len: int, linktype: int) -> Iterator[Record]:
@@ -143,7 +139,8 @@ class CaptureFile:
         try:
             while True:
                 if scanner is not None and n - pos >= hdr_len:
-                    pos = scanner.scan(buf, pos, n)  # the records it finishes by itself
+                    # the records it finishes by itself
+                    pos = scanner.scan(buf, pos, n, linktype, order == ">", mult, hdr_len)
                     records += scanner.taken
                 if n - pos >= hdr_len:
                     sec, frac, incl, orig = unpack(buf, pos)

@@ -308,16 +308,9 @@ class PacketPipeline:
         media routes and the scanner is built (see `callscope.capture._pcapscan`)."""
         if _pcapscan is None or routes is None or not isinstance(records, CaptureFile):
             return None
-        if records.pcap_layout is not None:
-            big_endian, multiplier, header_length, linktype = records.pcap_layout
-        elif records.format == "pcapng":  # each block's layout comes with its section
-            big_endian, multiplier, header_length, linktype = False, 1, 0, -1
-        else:
+        if records.format not in ("pcap", "pcapng"):
             return None
-        scanner = _pcapscan.PcapScanner(
-            routes, self.dedup, self.counters, linktype, big_endian, multiplier, header_length,
-            housekeeping_at,
-        )  # fmt: skip
+        scanner = _pcapscan.PcapScanner(routes, self.dedup, self.counters, housekeeping_at)
         records.scanner = scanner
         return scanner
 
