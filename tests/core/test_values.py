@@ -26,6 +26,29 @@ def test_format_utc_keeps_microseconds_and_z():
 
 
 @given(st.integers(min_value=-62_135_596_800 * 10**9, max_value=253_402_300_799 * 10**9))
-def test_format_utc_is_the_strftime_text(at):
+def test_format_utc_is_iso_8601_and_reads_back(at):
     moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=at // 1000)
-    assert format_utc(at) == moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = format_utc(at)
+    assert text == moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert dt.datetime.fromisoformat(text.replace("Z", "+00:00")) == moment
+
+
+def test_format_utc_writes_early_years_with_four_digits():
+    # a capture agent with a broken clock: the text must still be ISO 8601 (and read back)
+    at = (dt.datetime(133, 9, 5, 0, 51, 14) - dt.datetime(1970, 1, 1)) // dt.timedelta(
+        microseconds=1
+    ) * 1000 + 841_409_000
+    assert format_utc(at) == "0133-09-05T00:51:14.841409Z"
+
+
+def test_format_utc_same_second_and_many_seconds():
+    base = 1_617_000_000 * 10**9
+    assert format_utc(base + 999_999_999) == "2021-03-29T06:40:00.999999Z"
+    assert format_utc(base - 1) == "2021-03-29T06:39:59.999999Z"
+    # more distinct seconds than are remembered: every text still right
+    for second in range(0, 10_000, 7):
+        at = base + second * 10**9 + 5_000
+        expected = dt.datetime(2021, 3, 29, 6, 40, tzinfo=dt.UTC) + dt.timedelta(
+            seconds=second, microseconds=5
+        )
+        assert format_utc(at) == expected.isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -86,10 +86,26 @@ class Anomaly:
 
 
 def format_utc(at: int | None) -> str | None:
-    """Render int nanoseconds as the contract's ISO 8601 UTC text with microseconds and a Z."""
+    """Render int nanoseconds as the contract's ISO 8601 UTC text with microseconds and a Z.
+
+    The text up to the second is remembered for the seconds seen lately (a call's times,
+    and the calls ending together, fall in few seconds): the rest is one integer format.
+    """
     if at is None:
         return None
-    moment = _NAIVE_EPOCH + _dt.timedelta(microseconds=at // 1000)
-    if moment.year < 1000:  # strftime writes such years without leading zeros
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.isoformat(timespec="microseconds") + "Z"  # the same text, faster
+    second, nanos = divmod(at, 1_000_000_000)
+    head = _SECOND_TEXT.get(second)
+    if head is None:
+        if len(_SECOND_TEXT) >= _SECOND_TEXT_BOUND:
+            _SECOND_TEXT.clear()
+        head = _SECOND_TEXT[second] = _second_text(second)
+    return f"{head}.{nanos // 1000:06d}Z"
+
+
+def _second_text(second: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of whole seconds since the epoch (UTC)."""
+    return (_NAIVE_EPOCH + _dt.timedelta(seconds=second)).isoformat()  # years as 4 digits
+
+
+_SECOND_TEXT: dict[int, str] = {}
+_SECOND_TEXT_BOUND = 4096

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import (
@@ -177,11 +178,16 @@ def _preparer(f: Field[Any, Any], connection: Any) -> Callable[[Any], Any]:
 
 def _datetime_preparer(f: Field[Any, Any], connection: Any) -> Callable[[Any], Any]:
     """An aware datetime passes DateTimeField's checks as it is: only the backend's adapter
-    (text in UTC on SQLite) remains."""
+    (text in UTC on SQLite) remains. On SQLite with the connection in UTC, a datetime in UTC
+    is that text at once: ``str`` of the naive datetime is its ISO text with a space and
+    without the offset (``make_naive`` and ``str`` in four calls otherwise)."""
     adapt = connection.ops.adapt_datetimefield_value
+    utc_text = connection.vendor == "sqlite" and connection.timezone is dt.UTC
 
     def prepare(value: Any) -> Any:
         if type(value) is dt.datetime and value.tzinfo is not None:
+            if utc_text and value.tzinfo is dt.UTC:
+                return value.isoformat(" ")[:-6]  # drops "+00:00"
             return adapt(value)
         return f.get_db_prep_save(value, connection)
 
@@ -189,15 +195,40 @@ def _datetime_preparer(f: Field[Any, Any], connection: Any) -> Callable[[Any], A
 
 
 def _json_preparer(f: Field[Any, Any], connection: Any) -> Callable[[Any], Any]:
-    """A JSONField's preparation of a dict or list ends with the backend's adapter."""
+    """A JSONField's preparation of a dict or list ends with the backend's adapter. With the
+    field's default encoder the text is made by orjson (the same JSON without the blanks,
+    non-ASCII text as UTF-8; a float NaN, which JSON lacks, as null); a value orjson refuses
+    (keys that are not strings, integers beyond 64 bits) takes the adapter's ``json.dumps``."""
     adapt, encoder = connection.ops.adapt_json_value, f.encoder  # type: ignore[attr-defined]
+    fast: Callable[[Any], Any] | None = None
+    if encoder is None:
+        fast = _jsonb if connection.vendor == "postgresql" else _json_text
 
     def prepare(value: Any) -> Any:
         if type(value) in (dict, list):
+            if fast is not None:
+                try:
+                    return fast(value)
+                except TypeError:  # orjson.JSONEncodeError
+                    pass
             return adapt(value, encoder)
         return f.get_db_prep_save(value, connection)
 
     return prepare
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _jsonb(value: Any) -> Any:
+    from psycopg.types.json import Jsonb  # noqa: PLC0415 - PostgreSQL only
+
+    return Jsonb(orjson.dumps(value), dumps=_already_dumped)
+
+
+def _already_dumped(value: bytes) -> bytes:
+    return value
 
 
 def insert_new(objs: Sequence[Model], *, using: str = DEFAULT_DB_ALIAS) -> None:
