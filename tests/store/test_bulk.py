@@ -8,6 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import F
+from django.db.models.signals import post_init
 from django.utils import timezone
 
 from callscope.store.bulk import insert_new, new_instance, plan_for
@@ -181,3 +182,27 @@ def test_new_instance_is_the_object_the_keyword_constructor_makes():
     assert new_instance(Call, {}).ladder == [] and new_instance(Call, {}).ladder is not None
     with pytest.raises(TypeError, match="caller_unit"):
         new_instance(Call, {"caller_unit": None})
+
+
+def test_new_instance_has_the_state_the_constructor_gives():
+    values = {"call_id": "a@b", "started_at": START, "caller_unit_id": 7, "record": {"x": 1}}
+    made, built = Call(**values), new_instance(Call, values)
+    assert {k: v for k, v in built.__dict__.items() if k != "_state"} == {
+        k: v for k, v in made.__dict__.items() if k != "_state"
+    }
+    assert (built._state.adding, built._state.db) == (made._state.adding, made._state.db)
+    assert built.caller_unit_id == 7 and built.pk is None and built._state.adding
+
+
+def test_new_instance_with_an_init_receiver_goes_through_the_constructor():
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=Stream)
+    try:
+        stream = new_instance(Stream, {"direction": "caller_to_callee", "src": "a", "dst": "b"})
+    finally:
+        post_init.disconnect(receiver, sender=Stream)
+    assert seen == [stream]

@@ -56,6 +56,10 @@ from django.db.models import (
     SmallIntegerField,
     TextField,
 )
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 
 __all__ = ["InsertPlan", "insert_new", "new_instance"]
 
@@ -288,25 +292,58 @@ def _params(plan: InsertPlan, chunk: Sequence[Model]) -> list[Any]:
 
 
 def new_instance(model: type[M], values: Mapping[str, Any]) -> M:
-    """``model(**values)`` for values by attribute name (``call_id`` for a foreign key),
-    built as `Model.from_db` builds one (positionally: without the keyword path's checks
-    per field); fields not given take their defaults."""
-    fields = _concrete_fields(model)
+    """``model(**values)`` for values by attribute name (``call_id`` for a foreign key);
+    fields not given take their defaults.
+
+    Built as ``Model.__init__`` builds it from positional values, less its per-field
+    ``setattr``: the values go into the instance's ``__dict__`` at once where that is all
+    the attributes' setters would do (a plain field's, a foreign key's on a new object) and
+    no ``pre_init``/``post_init`` receiver is connected; otherwise by ``model(*values)``."""
+    shape = _shape(model)
+    fields = shape.fields
     if not values.keys() <= fields.keys():
         unknown = sorted(values.keys() - fields.keys())
         raise TypeError(f"{model.__name__} has no field {unknown[0]!r}")
-    return model(*[values[n] if n in values else f.get_default() for n, f in fields.items()])
+    row = [values[n] if n in values else f.get_default() for n, f in fields.items()]
+    if not shape.plain or pre_init.receivers or post_init.receivers:
+        return model(*row)
+    obj = model.__new__(model)
+    obj._state = ModelState()
+    obj.__dict__.update(zip(fields, row, strict=True))
+    return obj
 
 
-_FIELDS: dict[type[Model], dict[str, Field[Any, Any]]] = {}
+@dataclass(frozen=True)
+class _Shape:
+    fields: dict[str, Field[Any, Any]]  # concrete fields by attribute name, in their order
+    plain: bool  # every attribute set by storing it in __dict__
 
 
-def _concrete_fields(model: type[Model]) -> dict[str, Field[Any, Any]]:
-    """The model's concrete fields by attribute name, in their order."""
-    fields = _FIELDS.get(model)
-    if fields is None:
-        fields = _FIELDS[model] = {str(f.attname): f for f in model._meta.concrete_fields}
-    return fields
+_SHAPES: dict[type[Model], _Shape] = {}
+
+
+def _shape(model: type[Model]) -> _Shape:
+    shape = _SHAPES.get(model)
+    if shape is None:
+        fields = {str(f.attname): f for f in model._meta.concrete_fields}
+        plain = not model._meta.abstract and all(
+            _stored_as_is(_class_attribute(model, name)) for name in fields
+        )
+        shape = _SHAPES[model] = _Shape(fields, plain)
+    return shape
+
+
+def _class_attribute(model: type[Model], name: str) -> object:
+    for klass in model.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
+
+
+def _stored_as_is(attribute: object) -> bool:
+    """Does setting this attribute on a new instance only store the value in __dict__?"""
+    kind = type(attribute)
+    return kind in (DeferredAttribute, ForeignKeyDeferredAttribute) or not hasattr(kind, "__set__")
 
 
 def _plain_pre_save(f: Field[Any, Any]) -> bool:
