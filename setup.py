@@ -17,6 +17,11 @@ setup(
                 optional=True,
             ),
             Extension(
+                "callscope.protocol._sipfast",
+                ["src/callscope/protocol/_sipfast.pyx"],
+                optional=True,
+            ),
+            Extension(
                 "callscope.capture._pcapscan",
                 ["src/callscope/capture/_pcapscan.pyx"],
                 optional=True,

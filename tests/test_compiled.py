@@ -11,9 +11,13 @@ import importlib
 import pytest
 
 from callscope.core.compiled import compiled_module, pure_python
-from callscope.protocol import rtp_receiver, rtp_stats
+from callscope.protocol import rtp_receiver, rtp_stats, sip
 
-TWINS = ["callscope.protocol._rtpfast", "callscope.capture._pcapscan"]
+TWINS = [
+    "callscope.protocol._rtpfast",
+    "callscope.protocol._sipfast",
+    "callscope.capture._pcapscan",
+]
 
 
 @pytest.mark.skipif(pure_python(), reason="CALLSCOPE_PURE_PYTHON asks for the Python code")
@@ -27,6 +31,7 @@ def test_twin_is_built(name: str) -> None:
 def test_twins_replace_the_python_classes() -> None:
     assert rtp_stats.StreamStats is not rtp_stats.PythonStreamStats
     assert rtp_receiver.RtpReceiver is not rtp_receiver.PythonRtpReceiver
+    assert sip._split_message is not None  # SipMessage.parse's framing
 
 
 def test_the_switch_turns_them_off(monkeypatch: pytest.MonkeyPatch) -> None:

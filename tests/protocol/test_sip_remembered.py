@@ -50,7 +50,7 @@ def parsed(data: bytes) -> tuple[object, ...] | tuple[type, str]:
 
 
 def forget_lines() -> None:
-    sipheaders._header_line._values.clear()
+    sipheaders.HEADER_LINES._values.clear()
     sip._start_line._values.clear()
 
 
@@ -76,7 +76,7 @@ def test_a_fold_after_a_remembered_line_continues_it():
 
 def test_the_line_table_is_bounded():
     forget_lines()
-    lines = sipheaders._header_line
+    lines = sipheaders.HEADER_LINES
     for n in range(lines._limit + 10):
         SipMessage.parse(f"OPTIONS sip:a SIP/2.0\r\nX-N: {n}\r\n\r\n".encode())
     assert len(lines._values) <= lines._limit

@@ -31,6 +31,12 @@ class RecentParses(Generic[_K, _T]):
         #: the hot paths a Python call when the text was seen lately
         self.known: Callable[[_K], _T | None] = self._values.get
 
+    @property
+    def table(self) -> dict[_K, _T]:
+        """The texts remembered and their values (read it, never write it: a compiled twin
+        looks texts up in it as ``known`` does)."""
+        return self._values
+
     def __call__(self, text: _K) -> _T:
         value = self._values.get(text)
         if value is None:

@@ -20,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from callscope.core.compiled import compiled_module
 from callscope.core.frozen import quick_init
 from callscope.protocol.errors import SipParseError
 from callscope.protocol.recent import RecentParses
 from callscope.protocol.sipheaders import (
+    HEADER_LINES,
     ContentType,
     RawHeader,
     Reason,
@@ -161,6 +163,24 @@ def _parse_start_line(line: bytes) -> StartLine:
 _start_line: RecentParses[bytes, StartLine] = RecentParses(_parse_start_line)
 _known_start_line = _start_line.known
 
+# the compiled twin of SipMessage.parse up to building the message (callscope.core.compiled):
+# it reads the tables of start lines and header lines seen lately, and gives the defects as
+# bits, in this order
+_sipfast = compiled_module("callscope.protocol._sipfast")
+_split_message: Callable[..., tuple[Any, ...] | None] | None = (
+    None if _sipfast is None else _sipfast.split_message
+)
+_HEADER_TABLE = HEADER_LINES.table
+_START_TABLE = _start_line.table
+_DEFECT_BITS = (
+    SipDefect.LEADING_CRLF, SipDefect.BARE_LF, SipDefect.NO_BLANK_LINE,
+    SipDefect.BAD_HEADER_LINE, SipDefect.NOT_UTF8, SipDefect.BODY_EXCESS,
+    SipDefect.BODY_TRUNCATED, SipDefect.BAD_CONTENT_LENGTH,
+)  # fmt: skip
+_DEFECTS_BY_BITS = tuple(
+    tuple(d for i, d in enumerate(_DEFECT_BITS) if bits >> i & 1) for bits in range(256)
+)
+
 
 @quick_init
 @dataclass(frozen=True, slots=True)
@@ -190,6 +210,26 @@ class SipMessage:
     @classmethod
     def parse(cls, data: bytes) -> SipMessage:
         """Parse one SIP message; raises SipParseError if ``data`` is not SIP."""
+        if _split_message is not None and type(data) is bytes:
+            return cls._parse_compiled(data)
+        return cls._parse_python(data)
+
+    @classmethod
+    def _parse_compiled(cls, data: bytes) -> SipMessage:
+        """`parse` with the framing done by the compiled twin (the same message)."""
+        assert _split_message is not None
+        parts = _split_message(data, _START_TABLE, _start_line, _HEADER_TABLE, HEADER_LINES)
+        if parts is None:
+            raise SipParseError("empty message")
+        method, uri, code, reason, version, headers, names, body, length, bits = parts
+        return cls(
+            data, method, uri, code, reason, version, headers, names, body, length,
+            _DEFECTS_BY_BITS[bits], {},
+        )  # fmt: skip
+
+    @classmethod
+    def _parse_python(cls, data: bytes) -> SipMessage:
+        """`parse` in Python: the reference of the compiled twin."""
         defects: list[SipDefect] = []
         start = 0
         if data[:1] in (b"\r", b"\n"):

@@ -90,10 +90,10 @@ def parse_header_lines(lines: list[bytes]) -> tuple[list[RawHeader], list[str], 
     headers: list[RawHeader] = []
     names: list[str] = []
     bad = False
-    seen = _header_line.known
+    seen = HEADER_LINES.known
     for line in lines:
         # the usual case: a line met lately (a dialog repeats most), else parsed now
-        found = seen(line) or _header_line(line)
+        found = seen(line) or HEADER_LINES(line)
         if found is not None:  # one whole header
             headers.append(found[0])
             names.append(found[1])
@@ -117,7 +117,7 @@ def _whole_header(line: bytes) -> tuple[RawHeader, str] | None:
 # whole header lines seen lately: the messages of a dialog repeat most of their lines, and
 # a phone or PBX many lines in every call. A line that starts a header means the same
 # wherever it occurs (a fold continues the header before it and is never kept).
-_header_line: RecentParses[bytes, tuple[RawHeader, str] | None] = RecentParses(
+HEADER_LINES: RecentParses[bytes, tuple[RawHeader, str] | None] = RecentParses(
     _whole_header, limit=8192, max_text=256
 )
 
