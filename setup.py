@@ -12,6 +12,11 @@ setup(
     ext_modules=cythonize(
         [
             Extension(
+                "callscope.core._frozenfast",
+                ["src/callscope/core/_frozenfast.pyx"],
+                optional=True,
+            ),
+            Extension(
                 "callscope.protocol._rtpfast",
                 ["src/callscope/protocol/_rtpfast.pyx"],
                 optional=True,

@@ -14,6 +14,7 @@ from callscope.core.compiled import compiled_module, pure_python
 from callscope.protocol import rtp_receiver, rtp_stats, sip
 
 TWINS = [
+    "callscope.core._frozenfast",
     "callscope.protocol._rtpfast",
     "callscope.protocol._sipfast",
     "callscope.capture._pcapscan",

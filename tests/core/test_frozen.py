@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -9,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callscope.assembly.records import CallRecord, LadderEntry, Party, StreamRecord
-from callscope.core.frozen import quick_init
+from callscope.core.compiled import compiled_module
+from callscope.core.frozen import _quick_init, quick_init
 from callscope.protocol.sdp import MediaDescription, SessionDescription
 from callscope.protocol.sip import SipMessage
 from callscope.protocol.sipheaders import ContentType, Via
@@ -138,3 +140,69 @@ def test_product_classes_keep_the_fields_in_their_signature(cls):
             assert default is f.default
         elif f.default_factory is dataclasses.MISSING:
             assert default is inspect.Parameter.empty
+
+
+# -- the compiled twin of the slot setting (callscope.core._frozenfast) -------------------
+
+_frozenfast = compiled_module("callscope.core._frozenfast")
+needs_twin = pytest.mark.skipif(_frozenfast is None, reason="the compiled twin is not built")
+
+
+@dataclass(frozen=True, slots=True)
+class _Both:
+    a: int
+    b: str | None
+    c: int = 7
+    d: list[int] = field(default_factory=list)
+    e: tuple[int, ...] = ()
+
+
+def _variant(compiled: bool) -> type[_Both]:
+    made = dataclass(frozen=True, slots=True)(
+        type("_Both", (), {"__annotations__": dict(_Both.__annotations__),
+                            "c": 7, "d": field(default_factory=list), "e": ()})
+    )  # fmt: skip
+    return _quick_init(made, compiled=compiled)
+
+
+@needs_twin
+@given(arguments, st.integers(min_value=0, max_value=5))
+def test_compiled_slot_setting_gives_the_same_instance(kwargs, positional):
+    compiled, python = _variant(True), _variant(False)
+    names = [f.name for f in dataclasses.fields(Plain) if f.name in kwargs]
+    args = [kwargs[n] for n in names[:positional]]
+    rest = {n: kwargs[n] for n in names[positional:]}
+    assert values(compiled(*args, **rest)) == values(python(*args, **rest))
+    assert values(compiled(*args, **rest)) == values(Plain(*args, **rest))
+
+
+@needs_twin
+def test_compiled_slot_setting_keeps_references_right():
+    compiled = _variant(True)
+    value, other = object(), object()
+    before = sys.getrefcount(value), sys.getrefcount(other)
+    made = [compiled(1, "x", 2, [], (value,)) for _ in range(1000)]
+    for obj in made[:10]:
+        obj.__init__(1, "x", 2, [], (other,))  # replacing a value releases it
+    assert all(obj.e[0] is value for obj in made[10:])
+    del made, obj
+    assert (sys.getrefcount(value), sys.getrefcount(other)) == before
+
+
+@needs_twin
+def test_slot_setter_refuses_what_is_not_its_class_or_a_slot():
+    assert _frozenfast is not None
+    setter = _frozenfast.SlotSetter(Quick, ["a", "b", "c", "d", "e"])
+    with pytest.raises(TypeError):
+        setter.fill(Plain(1, None), (1, 2, 3, 4, 5))
+    with pytest.raises(TypeError):
+        setter.fill(Quick(1, None), (1, 2))
+    with pytest.raises(TypeError):
+        _frozenfast.SlotSetter(Quick, ["a", "missing"])
+    with pytest.raises(TypeError):
+        _frozenfast.SlotSetter(Quick, ["__init__"])
+
+
+def test_the_product_uses_the_twin_where_built():
+    init = SipMessage.__init__
+    assert ("_fill" in init.__globals__) == (_frozenfast is not None)

@@ -6,6 +6,9 @@ field, which made up a measurable share of the call tracker's time per SIP messa
 descriptions, ladder entries, call records). `quick_init` replaces it with an ``__init__`` that
 sets each slot through its descriptor, about twice as fast. The signature (names, order,
 defaults, default factories) and the instances are the same; they stay frozen.
+
+Where its compiled twin is built (`callscope.core.compiled`), the ``__init__`` sets every
+slot in one call (``_frozenfast.SlotSetter``) instead of one descriptor call per field.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from typing import Any, TypeVar
+
+from callscope.core.compiled import compiled_module
 
 __all__ = ["quick_init"]
 
@@ -30,6 +35,8 @@ class _Missing:
 
 _FACTORY = _Missing()
 
+_frozenfast = compiled_module("callscope.core._frozenfast")
+
 
 def quick_init(cls: _C) -> _C:
     """Give a frozen, slotted dataclass the faster ``__init__`` (see the module docs).
@@ -37,6 +44,11 @@ def quick_init(cls: _C) -> _C:
     Only plain fields are supported (every field in ``__init__``, positional or keyword,
     no ``InitVar``, no ``__post_init__``); anything else raises TypeError at import time.
     """
+    return _quick_init(cls, compiled=_frozenfast is not None)
+
+
+def _quick_init(cls: _C, *, compiled: bool) -> _C:
+    """`quick_init`, with the slots set by the compiled twin or by their descriptors."""
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or "__slots__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__} is not a frozen dataclass with slots")
@@ -65,7 +77,12 @@ def quick_init(cls: _C) -> _C:
             body.append(f"    if {name} is _FACTORY:\n        {name} = _factory_{index}()\n")
         else:
             arguments.append(name)
-        body.append(f"    _set_{index}(self, {name})\n")
+        if not compiled:
+            body.append(f"    _set_{index}(self, {name})\n")
+    if compiled:
+        assert _frozenfast is not None
+        namespace["_fill"] = _frozenfast.SlotSetter(cls, names).fill
+        body.append(f"    _fill(self, ({''.join(f'{name}, ' for name in names)}))\n")
     source = f"def __init__(self, {', '.join(arguments)}):\n{''.join(body)}"
     exec(source, namespace)  # noqa: S102 - as `dataclasses` builds __init__, from field names
     init = namespace["__init__"]
