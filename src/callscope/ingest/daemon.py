@@ -192,16 +192,20 @@ class CaptureDaemon:
     def run(self) -> None:
         """Loop until `stop` (SIGTERM/SIGINT), then flush every open call."""
         # what start-up loaded (Django, the modules, settings) leaves the collector's
-        # generations: a full collection then walks the recorder's own objects only. (Rarer
-        # young collections, every 20,000 allocations, saved ~5% CPU per HEP packet but
-        # kept ended calls - a call and its streams refer to each other - ~50 MB longer at
-        # 500,000 packets/s: not worth it.)
+        # generations: a full collection then walks the recorder's own objects only. A call
+        # leaves no reference cycle behind when the tracker forgets it (tests hold it to
+        # that), so the collector has little to free: it runs every 20,000 allocations, not
+        # every 700 (-14% CPU per HEP packet; at 200,000 RTP packets/s the recorder's peak
+        # resident size 210 -> 176 MB, docs/benchmarks.md).
         gc.freeze()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(20_000, 20, 20)
         try:
             while not self.stopping:
                 self.process_one_batch()
         finally:
             self.shutdown()
+            gc.set_threshold(*thresholds)
 
     def stop(self, *_args: Any) -> None:
         self.stopping = True
