@@ -148,19 +148,11 @@ _frozenfast = compiled_module("callscope.core._frozenfast")
 needs_twin = pytest.mark.skipif(_frozenfast is None, reason="the compiled twin is not built")
 
 
-@dataclass(frozen=True, slots=True)
-class _Both:
-    a: int
-    b: str | None
-    c: int = 7
-    d: list[int] = field(default_factory=list)
-    e: tuple[int, ...] = ()
-
-
-def _variant(compiled: bool) -> type[_Both]:
+def _variant(compiled: bool) -> type[Plain]:
+    """A new class with Plain's fields, given quick_init with or without the twin."""
     made = dataclass(frozen=True, slots=True)(
-        type("_Both", (), {"__annotations__": dict(_Both.__annotations__),
-                            "c": 7, "d": field(default_factory=list), "e": ()})
+        type("Both", (), {"__annotations__": dict(Plain.__annotations__),
+                           "c": 7, "d": field(default_factory=list), "e": ()})
     )  # fmt: skip
     return _quick_init(made, compiled=compiled)
 
