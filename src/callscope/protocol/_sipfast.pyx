@@ -75,6 +75,7 @@ def split_message(bytes data, dict start_seen, object start_parse, dict line_see
     cdef Py_ssize_t start = 0, crlf, lf, end, body_start, head_end, i, line_start, line_end
     cdef int flags = 0
     cdef bint terminated = True, bare = False
+    cdef const char* hit
     cdef PyObject* found
     if size and (s[0] == 13 or s[0] == 10):
         while start < size and (s[start] == 13 or s[start] == 10):
