@@ -148,6 +148,10 @@ class Links:
         for stem in call_id_stems(call.call_id):
             if self._stems.get(stem) is call:
                 del self._stems[stem]
+        # the leg's group lists the leg itself: dropped here, the leg and the group are freed
+        # as soon as their last reference goes (no cycle left for the collector); the group
+        # still lists the leg for the legs that stay
+        call.group = []
 
     # -- the rules ----------------------------------------------------------------------------
 

@@ -511,9 +511,6 @@ class CallTracker:
             if not legs:
                 del self._legs[call.call_id]
         self._links.forget(call)
-        # a leg's group lists the leg itself: dropped, the leg and its group are freed as
-        # soon as the last reference goes (no cycle left for the collector)
-        call.group = []
 
 
 def _initial_invite(msg: SipMessage) -> bool:

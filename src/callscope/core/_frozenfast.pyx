@@ -12,6 +12,7 @@ it inherits them from) are accepted.
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+import inspect
 import types
 
 
@@ -44,11 +45,7 @@ cdef class SlotSetter:
         if self.offsets == NULL:
             raise MemoryError()
         for index, name in enumerate(names):
-            descriptor = None
-            for klass in cls.__mro__:
-                if name in klass.__dict__:
-                    descriptor = klass.__dict__[name]
-                    break
+            descriptor = inspect.getattr_static(cls, name, None)
             if type(descriptor) is not types.MemberDescriptorType:
                 raise TypeError(f"{cls.__name__}.{name} is not a slot")
             member = (<PyMemberDescrObject*>descriptor).d_member

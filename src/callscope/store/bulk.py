@@ -30,6 +30,7 @@ insert, is handed to `bulk_create`.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -327,17 +328,10 @@ def _shape(model: type[Model]) -> _Shape:
     if shape is None:
         fields = {str(f.attname): f for f in model._meta.concrete_fields}
         plain = not model._meta.abstract and all(
-            _stored_as_is(_class_attribute(model, name)) for name in fields
+            _stored_as_is(inspect.getattr_static(model, name, None)) for name in fields
         )
         shape = _SHAPES[model] = _Shape(fields, plain)
     return shape
-
-
-def _class_attribute(model: type[Model], name: str) -> object:
-    for klass in model.__mro__:
-        if name in klass.__dict__:
-            return klass.__dict__[name]
-    return None
 
 
 def _stored_as_is(attribute: object) -> bool:
