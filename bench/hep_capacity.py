@@ -54,15 +54,18 @@ sys.path.insert(0, str(REPO / "src"))
 
 from callscope.capture.hepsource import udp_drops  # noqa: E402
 from callscope.core import Endpoint  # noqa: E402
-from callscope.protocol.hep import HepPacket  # noqa: E402
+from callscope.protocol.hep import HepPacket, HepProtoType  # noqa: E402
 
 CALLSCOPE = Path(sys.executable).with_name("callscope")
 UAC, UAS = Endpoint("10.1.0.1", 5060), Endpoint("10.2.0.1", 5060)
+PROXY = Endpoint("10.0.0.5", 5060)  # the ``pbx`` feed's SIP proxy (and media relay)
 TOKEN = b"T" * 16  # replaced per call in Call-ID, tags and branches (same length)
 # media ports of the offer and the answer, replaced per call (as phones pick a free port)
 CALLER_PORT, CALLEE_PORT = b"11111", b"22222"
+REPORT = b"NNNNNNNN"  # an RTCP report's number in its stream (in the SR's NTP time field)
 # offsets from the call's INVITE, in ms: INVITE, 100, 180, 200, ACK, BYE, 200
 SCHEDULE_MS = (0, 1, 2, 500, 501, 1500, 1501)
+ANSWER_MS, BYE_MS = 501, 1500  # the talk, during which the ``pbx`` feed's RTCP reports come
 SENDER_CORE, RECEIVER_CORE = 0, 1
 SDP = (
     "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
@@ -70,8 +73,15 @@ SDP = (
 )
 
 
-def sip_flow() -> list[tuple[Endpoint, Endpoint, bytes]]:
-    """One call as SIPp's uac and uas scenarios exchange it (TOKEN marks the per-call part)."""
+def sip_flow(proxy: bool = False) -> list[tuple[Endpoint, Endpoint, bytes]]:
+    """One call as SIPp's uac and uas scenarios exchange it (TOKEN marks the per-call part).
+
+    ``proxy``: the call through a record-routing proxy that traces both sides, as Kamailio's
+    siptrace does (``trace_mode`` 1: every message received and every message sent), so 14
+    messages: requests as the caller sent them (to the proxy), then as the proxy forwarded
+    them (its Via on top, Record-Route on the INVITE, Route removed, Max-Forwards less one);
+    responses as the callee sent them (both Vias), then as the proxy forwarded them.
+    """
     t = TOKEN.decode()
     via = f"Via: SIP/2.0/UDP {UAC.ip}:{UAC.port};branch=z9hG4bK-{t}-1"
     bye_via = f"Via: SIP/2.0/UDP {UAC.ip}:{UAC.port};branch=z9hG4bK-{t}-2"
@@ -81,26 +91,114 @@ def sip_flow() -> list[tuple[Endpoint, Endpoint, bytes]]:
     call_id = f"Call-ID: {t}@bench"
     offer = SDP.format(ip=UAC.ip, port=CALLER_PORT.decode())
     answer = SDP.format(ip=UAS.ip, port=CALLEE_PORT.decode())
+    rr = [f"Record-Route: <sip:{PROXY.ip};lr>"] if proxy else []
+    route = [f"Route: <sip:{PROXY.ip};lr>"] if proxy else []
 
     def msg(first: str, *headers: str, body: str = "") -> bytes:
         kind = ["Content-Type: application/sdp"] if body else []
         lines = [first, *headers, *kind, f"Content-Length: {len(body)}", "", body]
         return "\r\n".join(lines).encode()
 
+    def forwarded(request: bytes, branch: str) -> bytes:
+        """A request as the proxy sends it on: its Via on top, Route gone, one hop less."""
+        top = f"Via: SIP/2.0/UDP {PROXY.ip}:{PROXY.port};branch=z9hG4bK-{t}-{branch}\r\n"
+        first, rest = request.split(b"\r\n", 1)
+        rest = rest.replace("".join(f"{r}\r\n" for r in route).encode(), b"")
+        rest = rest.replace(b"Max-Forwards: 70", b"Max-Forwards: 69")
+        return first + b"\r\n" + top.encode() + rest
+
+    def via_of(response: bytes, branch: str) -> bytes:
+        """A response as the callee sends it back through the proxy (both Vias)."""
+        top = f"Via: SIP/2.0/UDP {PROXY.ip}:{PROXY.port};branch=z9hG4bK-{t}-{branch}\r\n"
+        first, rest = response.split(b"\r\n", 1)
+        return first + b"\r\n" + top.encode() + rest
+
     invite = ("CSeq: 1 INVITE", f"Contact: <sip:sipp@{UAC.ip}:{UAC.port}>", "Max-Forwards: 70")
-    return [
-        (UAC, UAS, msg("INVITE sip:2001@10.2.0.1 SIP/2.0", via, from_, to, call_id, *invite,
-                       body=offer)),
-        (UAS, UAC, msg("SIP/2.0 100 Trying", via, from_, to, call_id, "CSeq: 1 INVITE")),
-        (UAS, UAC, msg("SIP/2.0 180 Ringing", via, from_, to_tag, call_id, "CSeq: 1 INVITE")),
-        (UAS, UAC, msg("SIP/2.0 200 OK", via, from_, to_tag, call_id, "CSeq: 1 INVITE",
-                       f"Contact: <sip:uas@{UAS.ip}:{UAS.port}>", body=answer)),
-        (UAC, UAS, msg("ACK sip:uas@10.2.0.1:5060 SIP/2.0", via, from_, to_tag, call_id,
-                       "CSeq: 1 ACK", "Max-Forwards: 70")),
-        (UAC, UAS, msg("BYE sip:uas@10.2.0.1:5060 SIP/2.0", bye_via, from_, to_tag, call_id,
-                       "CSeq: 2 BYE", "Max-Forwards: 70")),
-        (UAS, UAC, msg("SIP/2.0 200 OK", bye_via, from_, to_tag, call_id, "CSeq: 2 BYE")),
-    ]  # fmt: skip
+    requests = {
+        "invite": msg("INVITE sip:2001@10.2.0.1 SIP/2.0", via, from_, to, call_id, *invite,
+                      body=offer),
+        "ack": msg("ACK sip:uas@10.2.0.1:5060 SIP/2.0", *route, via, from_, to_tag, call_id,
+                   "CSeq: 1 ACK", "Max-Forwards: 70"),
+        "bye": msg("BYE sip:uas@10.2.0.1:5060 SIP/2.0", *route, bye_via, from_, to_tag, call_id,
+                   "CSeq: 2 BYE", "Max-Forwards: 70"),
+    }  # fmt: skip
+    responses = {
+        "100": msg("SIP/2.0 100 Trying", via, from_, to, call_id, "CSeq: 1 INVITE"),
+        "180": msg("SIP/2.0 180 Ringing", via, *rr, from_, to_tag, call_id, "CSeq: 1 INVITE"),
+        "200": msg("SIP/2.0 200 OK", via, *rr, from_, to_tag, call_id, "CSeq: 1 INVITE",
+                   f"Contact: <sip:uas@{UAS.ip}:{UAS.port}>", body=answer),
+        "bye200": msg("SIP/2.0 200 OK", bye_via, from_, to_tag, call_id, "CSeq: 2 BYE"),
+    }  # fmt: skip
+    if not proxy:
+        return [
+            (UAC, UAS, requests["invite"]),
+            (UAS, UAC, responses["100"]),
+            (UAS, UAC, responses["180"]),
+            (UAS, UAC, responses["200"]),
+            (UAC, UAS, requests["ack"]),
+            (UAC, UAS, requests["bye"]),
+            (UAS, UAC, responses["bye200"]),
+        ]
+    invite_in = requests["invite"]
+    invite_out = forwarded(invite_in, "p1").replace(
+        b"Max-Forwards: 69", b"Max-Forwards: 69\r\n" + rr[0].encode()
+    )
+    out = [(UAC, PROXY, invite_in), (PROXY, UAS, invite_out)]
+    for name, branch in (("100", "p1"), ("180", "p1"), ("200", "p1")):
+        out += [(UAS, PROXY, via_of(responses[name], branch)), (PROXY, UAC, responses[name])]
+    out += [(UAC, PROXY, requests["ack"]), (PROXY, UAS, forwarded(requests["ack"], "p3"))]
+    out += [(UAC, PROXY, requests["bye"]), (PROXY, UAS, forwarded(requests["bye"], "p2"))]
+    out += [(UAS, PROXY, via_of(responses["bye200"], "p2")), (PROXY, UAC, responses["bye200"])]
+    return out
+
+
+def rtcp_report() -> bytes:
+    """An RTCP sender report with one report block and the sender's CNAME (RFC 3550 6.4.1,
+    6.5), as a media relay sends it to HEP (proto type 5): TOKEN is the CNAME and REPORT
+    stands in the NTP time, so that every report of every call is a packet of its own."""
+    ssrc = b"\x11\x22\x33\x44"
+    sender_info = REPORT + struct.pack("!III", 160_000, 1_000, 160_000)
+    block = b"\x55\x66\x77\x88" + struct.pack("!IIIII", 0, 5_000, 12, 0, 0)
+    sr = struct.pack("!BBH", 0x81, 200, (8 + 20 + 24) // 4 - 1) + ssrc + sender_info + block
+    cname = bytes((1, len(TOKEN))) + TOKEN + b"\x00\x00"  # item, end of items, padding
+    sdes = struct.pack("!BBH", 0x81, 202, (4 + len(cname)) // 4) + ssrc + cname
+    return sr + sdes
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What one call sends: its HEP messages (sent in this order, each once unless it is an
+    RTCP report) and when, in ms from its INVITE; `RTCP_STREAMS` reports per round."""
+
+    name: str
+    proxy: bool  # the call through a tracing proxy: 14 SIP messages instead of 7
+    rtcp_per_call: int  # RTCP reports in the talk, spread evenly over the four streams
+
+    @property
+    def sip_schedule_ms(self) -> tuple[int, ...]:
+        if not self.proxy:
+            return SCHEDULE_MS
+        return tuple(ms for ms in SCHEDULE_MS for _copy in (0, 1))
+
+    @property
+    def per_call(self) -> int:
+        return len(self.sip_schedule_ms) + self.rtcp_per_call
+
+    def schedule(self) -> list[tuple[int, int, int]]:
+        """(ms from the INVITE, template index, report number) of one call's messages."""
+        sip = [(ms, index, 0) for index, ms in enumerate(self.sip_schedule_ms)]
+        first_rtcp = len(sip)
+        step = (BYE_MS - ANSWER_MS) / max(1, self.rtcp_per_call)
+        rtcp = [
+            (int(ANSWER_MS + (k + 0.5) * step), first_rtcp + k % RTCP_STREAMS, k)
+            for k in range(self.rtcp_per_call)
+        ]
+        return sip + rtcp
+
+
+#: the media streams a relay reports on: caller -> relay, relay -> caller, callee and back
+RTCP_STREAMS = 4
+SIPP = Feed("sipp", proxy=False, rtcp_per_call=0)
 
 
 @dataclass
@@ -111,20 +209,33 @@ class Template:
     ts_at: int
     token_at: list[int]
     ports_at: list[tuple[int, int]]  # (offset, 0 for the caller's port or 1 the callee's)
+    report_at: list[int]  # RTCP: where the report's number goes
+    sip: bool
 
 
-def templates() -> list[Template]:
+def templates(feed: Feed = SIPP) -> list[Template]:
+    """The feed's SIP messages in `Feed.schedule` order, then one RTCP report per stream."""
+    hep = {"capture_id": 2001, "auth_key": "bench", "at": 1}
+    packets = [
+        (HepPacket.build(payload=payload, src=src, dst=dst, **hep), True)
+        for src, dst, payload in sip_flow(proxy=feed.proxy)
+    ]
+    if feed.rtcp_per_call:
+        relay = Endpoint(PROXY.ip, 30_001)
+        caller, callee = Endpoint(UAC.ip, 11_113), Endpoint(UAS.ip, 22_223)
+        for src, dst in ((caller, relay), (relay, caller), (callee, relay), (relay, callee)):
+            report = HepPacket.build(
+                payload=rtcp_report(), src=src, dst=dst, proto_type=HepProtoType.RTCP_JSON, **hep
+            )
+            packets.append((report, False))
     out = []
-    for src, dst, payload in sip_flow():
-        packet = HepPacket.build(
-            payload=payload, src=src, dst=dst, at=1, capture_id=2001, auth_key="bench"
-        )
+    for packet, sip in packets:
         data = bytes(packet)
         ts_at = data.index(b"\x00\x00\x00\x09\x00\x0a") + 6  # chunk 9, 4 octets (+ chunk 10)
         token_at = _places(data, TOKEN)
         ports_at = [(at, 0) for at in _places(data, CALLER_PORT)]
         ports_at += [(at, 1) for at in _places(data, CALLEE_PORT)]
-        out.append(Template(data, ts_at, token_at, ports_at))
+        out.append(Template(data, ts_at, token_at, ports_at, _places(data, REPORT), sip))
     return out
 
 
@@ -136,26 +247,29 @@ def _places(data: bytes, marker: bytes) -> list[int]:
     return found
 
 
-def events(rate: int, seconds: float) -> list[tuple[int, int, int]]:
-    """(ms from start, call number, message index), in send order: ``rate`` packets/s."""
-    per_call = len(SCHEDULE_MS)
+def events(rate: int, seconds: float, feed: Feed = SIPP) -> list[tuple[int, int, int, int]]:
+    """(ms from start, call number, template index, report number), in send order:
+    ``rate`` packets/s."""
+    per_call, schedule = feed.per_call, feed.schedule()
     calls = int(rate * seconds) // per_call
-    out: list[tuple[int, int, int]] = []
+    out: list[tuple[int, int, int, int]] = []
     for call in range(calls):
         start = call * 1000 * per_call / rate  # ms
-        out.extend((int(start + offset), call, index) for index, offset in enumerate(SCHEDULE_MS))
+        out.extend((int(start + ms), call, index, report) for ms, index, report in schedule)
     out.sort()
     return out
 
 
-def prepare(rate: int, seconds: float, step: str, start_ns: int) -> tuple[list[float], list[bytes]]:
+def prepare(
+    rate: int, seconds: float, step: str, start_ns: int, feed: Feed = SIPP
+) -> tuple[list[float], list[bytes]]:
     """The datagrams of one rate, built before sending and stamped with the time each is
     due (``start_ns`` + its offset): send times (s from the start) and datagrams."""
-    tpls = templates()
+    tpls = templates(feed)
     (ts_at,) = {tpl.ts_at for tpl in tpls}  # the same place in every message
     pack_u32 = struct.Struct("!I").pack_into
     times, datagrams = [], []
-    for ms, call, index in events(rate, seconds):
+    for ms, call, index, report in events(rate, seconds, feed):
         tpl = tpls[index]
         data = bytearray(tpl.data)
         token = f"{step}{call:0{16 - len(step)}d}".encode()
@@ -164,6 +278,8 @@ def prepare(rate: int, seconds: float, step: str, start_ns: int) -> tuple[list[f
         for offset, side in tpl.ports_at:
             port = (10_000 if side == 0 else 50_000) + 2 * call % (40_000 if side == 0 else 10_000)
             data[offset : offset + 5] = b"%05d" % port
+        for offset in tpl.report_at:
+            data[offset : offset + 8] = b"%08d" % report
         at = start_ns + ms * 1_000_000
         pack_u32(data, ts_at, at // 1_000_000_000)  # chunk 9: seconds
         pack_u32(data, ts_at + 10, at % 1_000_000_000 // 1000)  # chunk 10, after its header
@@ -219,7 +335,7 @@ stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
 while not stop:
     listener.read_batch(0.2)
-print(listener.counters.sip, flush=True)
+print(listener.counters.packets, listener.counters.sip, flush=True)
 """
 
 
@@ -304,17 +420,21 @@ class Receiver:
             self.process.kill()
             self.process.wait(timeout=30)
 
-    def stop(self) -> int:
-        """Stop; returns what the receiver counted (plain: datagrams; the others: SIP
-        messages decoded, so that a packet that did not decode counts as lost)."""
+    def stop(self) -> tuple[int, int]:
+        """Stop; returns what the receiver counted: datagrams, and of them the SIP messages
+        decoded (plain: datagrams twice), so that a SIP packet that did not decode is lost."""
         self.process.send_signal(signal.SIGTERM)
         if self.kind == "capture":
             self.process.wait(timeout=300)
             time.sleep(0.2)
             summary = next(line for line in self._stderr if line.startswith("HEP "))
-            return int(summary.split(": ", 1)[1].split()[2])  # SIP messages
+            # "HEP ADDR: N packets, M SIP messages, by type {...}, D duplicates, ..."
+            words = summary.split(": ", 1)[1].split()
+            duplicates = int(summary.split("}, ", 1)[1].split()[0])
+            return int(words[0]) - duplicates, int(words[2])
         out, _err = self.process.communicate(timeout=60)
-        return int(out.split()[-1])
+        counts = [int(word) for word in out.split()[-2:]]
+        return (counts[-1], counts[-1]) if self.kind == "plain" else (counts[0], counts[1])
 
 
 def _socket_inode(port: int) -> int:
@@ -339,6 +459,8 @@ class Step:
     rate: int
     sent: int
     received: int
+    sip_sent: int
+    sip_received: int
     drops: int
     calls: int
     calls_ok: int | None
@@ -363,16 +485,17 @@ class Step:
     @property
     def lossless(self) -> bool:
         calls_ok = self.calls_ok is None or self.calls_ok == self.calls
-        return self.received == self.sent and self.drops == 0 and calls_ok
+        sip = self.sip_received == self.sip_sent or self.kind == "plain"
+        return self.received == self.sent and sip and self.drops == 0 and calls_ok
 
 
-def run_rate(kind: str, rate: int, seconds: float) -> Step:
+def run_rate(kind: str, rate: int, seconds: float, feed: Feed = SIPP) -> Step:
     data_dir = Path(tempfile.mkdtemp(prefix="callscope-hepbench-"))
     receiver = Receiver(kind, data_dir)
     try:
         lead = 2.0 + rate * seconds / 200_000  # time to build the datagrams first
         start, start_ns = time.monotonic() + lead, time.time_ns() + int(lead * 1e9)
-        times, datagrams = prepare(rate, seconds, f"r{rate}-", start_ns)
+        times, datagrams = prepare(rate, seconds, f"r{rate}-", start_ns, feed)
         cpu_before = receiver.cpu_seconds()
         late = send(Endpoint("127.0.0.1", receiver.port), times, datagrams, start)
         drain = receiver.drain_seconds()
@@ -382,15 +505,19 @@ def run_rate(kind: str, rate: int, seconds: float) -> Step:
             receiver.wait_idle()
         cpu = receiver.cpu_seconds() - cpu_before
         drops = receiver.drops()
-        received = receiver.stop()
+        received, sip_received = receiver.stop()
         calls_ok = None
         if kind == "capture":
             calls_ok = sum(
                 1 for r in receiver.records
                 if r["result"] == "answered" and r["ended_by"] == "caller"
             )  # fmt: skip
-        calls = len(datagrams) // len(SCHEDULE_MS)
-        return Step(kind, rate, len(datagrams), received, drops, calls, calls_ok, cpu, late, drain)
+        calls = len(datagrams) // feed.per_call
+        sip_sent = calls * len(feed.sip_schedule_ms)
+        return Step(
+            kind, rate, len(datagrams), received, sip_sent, sip_received, drops, calls, calls_ok,
+            cpu, late, drain,
+        )  # fmt: skip
     finally:
         receiver.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -458,6 +585,16 @@ def main() -> None:
     parser.add_argument(
         "--stages", action="store_true", help="only the CPU time per stage of the product"
     )
+    parser.add_argument(
+        "--feed", choices=("sipp", "pbx"), default="sipp",
+        help="sipp: 7 SIP messages per call, nothing else (the default); pbx: each call "
+        "through a tracing proxy (14 SIP messages) and RTCP reports from its media relay",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rtcp-per-call", type=int, default=144,
+        help="pbx feed: RTCP reports per call (144: four streams reported every 5 s for "
+        "3 minutes)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.stages:
         stages()
@@ -466,6 +603,11 @@ def main() -> None:
         os.nice(args.nice)
     os.sched_setaffinity(0, {SENDER_CORE})
     rates = [int(r) for r in args.rates.split(",")]
+    feed = SIPP
+    if args.feed == "pbx":
+        feed = Feed("pbx", proxy=True, rtcp_per_call=args.rtcp_per_call)
+    print(f"feed {feed.name}: {feed.per_call} HEP packets per call, "
+          f"{len(feed.sip_schedule_ms)} of them SIP")  # fmt: skip
     print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; "
           f"{args.seconds:.0f} s per rate; sender on core {SENDER_CORE}, "
           f"receiver on core {RECEIVER_CORE}; nice {args.nice}")  # fmt: skip
@@ -474,7 +616,7 @@ def main() -> None:
     for kind in args.receivers.split(","):
         print(f"{kind}:", flush=True)
         for rate in rates:
-            step = run_rate(kind, rate, args.seconds)
+            step = run_rate(kind, rate, args.seconds, feed)
             calls = "" if step.calls_ok is None else f", calls {step.calls_ok}/{step.calls}"
             verdict = "zero loss" if step.lossless else "LOSS"
             if not step.kept_up:
