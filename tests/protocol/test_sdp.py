@@ -368,3 +368,18 @@ def test_descriptions_do_not_share_their_payload_maps() -> None:
     one.media[0].rtpmap.clear()  # type: ignore[attr-defined]
     two = SessionDescription.parse(OFFER)
     assert two.media[0].rtpmap and two.media[0].rtpmap is not one.media[0].rtpmap
+
+
+def test_a_body_seen_lately_is_parsed_once() -> None:
+    """`parse_recent`: the same body again (a proxy's copy, a retransmission) gives the same
+    description object, equal to a fresh parse; a bad body raises every time, and a body
+    too long to keep is parsed afresh each time."""
+    first = sdp_module.parse_recent(OFFER)
+    assert first == SessionDescription.parse(OFFER)
+    assert sdp_module.parse_recent(bytes(bytearray(OFFER))) is first
+    for _ in range(2):
+        with pytest.raises(SdpParseError):
+            sdp_module.parse_recent(b"no SDP here")
+    long_body = OFFER + b"a=x-pad:" + b"0" * 5000 + b"\r\n"
+    one, two = sdp_module.parse_recent(long_body), sdp_module.parse_recent(long_body)
+    assert one == two and one is not two

@@ -59,7 +59,7 @@ from callscope.protocol.dialog import Action, DialogState, Role
 from callscope.protocol.errors import ProtocolParseError, SdpParseError, SipParseError
 from callscope.protocol.multipart import body_bytes
 from callscope.protocol.recent import RecentParses
-from callscope.protocol.sdp import SessionDescription
+from callscope.protocol.sdp import SessionDescription, parse_recent
 from callscope.protocol.sip import SipMessage, looks_like_sip
 
 __all__ = ["CallTracker", "TrackerConfig"]
@@ -311,7 +311,7 @@ class CallTracker:
             body = body_bytes(msg, "application/sdp")
             if body is None:
                 return None
-            return SessionDescription.parse(body)
+            return parse_recent(body)
         except (SdpParseError, SipParseError) as exc:
             self._count(exc.kind, call)
             return None

@@ -38,6 +38,7 @@ __all__ = [
     "RtpMap",
     "SdpProblem",
     "SessionDescription",
+    "parse_recent",
 ]
 
 Attribute = tuple[str, str | None]
@@ -180,6 +181,14 @@ class SessionDescription:
             if key == name:
                 return value
         return None
+
+
+#: `SessionDescription.parse` for a body seen lately: the same body again (the copy of a
+#: message on a tracing proxy's other side, a retransmission, a re-INVITE repeating its
+#: offer) is one parse; the value is immutable, so the messages share it
+parse_recent: RecentParses[bytes, SessionDescription] = RecentParses(
+    SessionDescription.parse, limit=1024, max_text=4096
+)
 
 
 class _Section:

@@ -160,6 +160,8 @@ def _parse_start_line(line: bytes) -> StartLine:
 
 
 # status lines repeat in every call, request lines of a dialog in each of its requests
+#: what ``str.strip`` takes from an ASCII text
+_ASCII_SPACE = bytes(c for c in range(128) if chr(c).isspace())
 _start_line: RecentParses[bytes, StartLine] = RecentParses(_parse_start_line)
 _known_start_line = _start_line.known
 
@@ -425,11 +427,19 @@ class SipMessage:
     def via_count(self) -> int:
         """How many Via hops the message carries: ``len(self.header_list("via"))``, without
         the list in the usual case of one Via header with one hop."""
-        if self.names.count("via") == 1:
+        names = self.names
+        if names.count("via") == 1:
             value = self._text("via")
             if value is not None and "," not in value:
                 return 1 if value.strip() else 0
-        return len(self.header_list("via"))
+            return len(self.header_list("via"))
+        hops = 0  # one hop per Via header (a proxy's request or response), unless one lists more
+        for (_, raw), name in zip(self.headers, names, strict=True):
+            if name == "via":
+                if b"," in raw or not raw.isascii():
+                    return len(self.header_list("via"))
+                hops += 1 if raw.strip(_ASCII_SPACE) else 0
+        return hops
 
     @property
     def to(self) -> NameAddr | None:
