@@ -1,15 +1,28 @@
-"""HEP collector capacity: the highest rate of HEP SIP packets received with zero loss on one core.
+"""HEP collector capacity: the highest rate of HEP packets received with zero loss on one core.
 
 Usage: .venv/bin/python bench/hep_capacity.py [--rates 5000,10000,...] [--seconds 10]
                                               [--receivers plain,listener,capture] [--nice -10]
+                                              [--feed sipp|pbx] [--rtcp-per-call 144] [--talk 1]
        .venv/bin/python bench/hep_capacity.py --stages
 
-Traffic: SIPp-like calls (INVITE with SDP, 100, 180, 200 with SDP, ACK, BYE, 200 - 7 SIP
-messages per call, ringing 0.5 s, talk 1 s), each message built once with `HepPacket.build`
-as a HEPv3 packet (capture id, auth key), then given per call a new Call-ID, tags, branches
-and media ports, stamped with the time it is due and sent over UDP on loopback on
-schedule. Calls start at rate / 7 per second. All datagrams are built before the clock
-starts, so that the sender is not the bottleneck.
+Two feeds (``--feed``), each message built once with `HepPacket.build` as a HEPv3 packet
+(capture id, auth key), then given per call a new Call-ID, tags, branches and media ports,
+stamped with the time it is due and sent over UDP on loopback on schedule. Calls start at
+rate / (packets per call) per second over ``--seconds``. All datagrams are built before the
+clock starts, so that the sender is not the bottleneck.
+
+  * ``sipp`` (the default, the worst case for the recorder: every packet is SIP): SIPp-like
+    calls (INVITE with SDP, 100, 180, 200 with SDP, ACK, BYE, 200 - 7 SIP messages per call,
+    ringing 0.5 s, talk 1 s), nothing else.
+  * ``pbx``: what a PBX's HEP agents send for the same call: the call through a
+    record-routing proxy that traces both sides (Kamailio's siptrace, ``trace_mode`` 1: 14
+    SIP messages, one call record), and RTCP sender reports from the media relay (proto
+    type 5; four streams: caller and callee, each way) - ``--rtcp-per-call`` of them,
+    spread over the talk (144: every 5 s, RFC 3550's interval, for 3 minutes). With the
+    default ``--talk 1`` the talk is compressed (reports closer than 5 s, few calls open at
+    once); ``--talk 60 --rtcp-per-call 48`` is a real minute, and as many calls open at a
+    time as a real feed of that rate holds (the rate is then reached after the talk, and
+    held for ``--seconds`` minus the talk).
 
 Receivers, each a separate process pinned to one core (the sender runs on the other), fed
 the same traffic at each rate:
@@ -20,8 +33,9 @@ the same traffic at each rate:
   * ``capture``: ``callscope capture --hep ADDR --json --no-audio``, the product: listener,
     call tracker and a database row per ended call (SQLite in a fresh data directory).
 Loss at a rate is what the receiver's socket dropped (the kernel's drop counter,
-/proc/net/udp) plus what it did not count; for ``capture`` also the calls: every call
-sent must come out as an answered call record ended by the caller. A rate passes with zero
+/proc/net/udp) plus what it did not count (packets, and of them SIP messages decoded as
+such); for ``capture`` also the calls: every call sent must come out as one answered call
+record ended by the caller. A rate passes with zero
 loss of packets and calls, and only if the receiver kept up: the backlog in its socket
 when the last packet was sent is worked off within a second (or a tenth of the run) - the
 64 MiB receive buffer holds tens of thousands of packets, which would otherwise hide a
@@ -35,6 +49,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
+import dataclasses
 import json
 import os
 import shutil
@@ -65,7 +80,7 @@ CALLER_PORT, CALLEE_PORT = b"11111", b"22222"
 REPORT = b"NNNNNNNN"  # an RTCP report's number in its stream (in the SR's NTP time field)
 # offsets from the call's INVITE, in ms: INVITE, 100, 180, 200, ACK, BYE, 200
 SCHEDULE_MS = (0, 1, 2, 500, 501, 1500, 1501)
-ANSWER_MS, BYE_MS = 501, 1500  # the talk, during which the ``pbx`` feed's RTCP reports come
+ANSWER_MS = 501  # the ACK: the talk starts, and with it the ``pbx`` feed's RTCP reports
 SENDER_CORE, RECEIVER_CORE = 0, 1
 SDP = (
     "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
@@ -173,12 +188,15 @@ class Feed:
     name: str
     proxy: bool  # the call through a tracing proxy: 14 SIP messages instead of 7
     rtcp_per_call: int  # RTCP reports in the talk, spread evenly over the four streams
+    talk_ms: int = 1000  # from the 200 to the BYE
 
     @property
     def sip_schedule_ms(self) -> tuple[int, ...]:
+        talk = self.talk_ms - 1000
+        schedule = tuple(ms if ms < 1000 else ms + talk for ms in SCHEDULE_MS)
         if not self.proxy:
-            return SCHEDULE_MS
-        return tuple(ms for ms in SCHEDULE_MS for _copy in (0, 1))
+            return schedule
+        return tuple(ms for ms in schedule for _copy in (0, 1))
 
     @property
     def per_call(self) -> int:
@@ -188,7 +206,7 @@ class Feed:
         """(ms from the INVITE, template index, report number) of one call's messages."""
         sip = [(ms, index, 0) for index, ms in enumerate(self.sip_schedule_ms)]
         first_rtcp = len(sip)
-        step = (BYE_MS - ANSWER_MS) / max(1, self.rtcp_per_call)
+        step = (500 + self.talk_ms - ANSWER_MS) / max(1, self.rtcp_per_call)
         rtcp = [
             (int(ANSWER_MS + (k + 0.5) * step), first_rtcp + k % RTCP_STREAMS, k)
             for k in range(self.rtcp_per_call)
@@ -408,6 +426,12 @@ class Receiver:
                 return
             last = now
 
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
     def drain_seconds(self, timeout_s: float = 300.0) -> float:
         """How long the socket's queue takes to empty from now (the backlog left behind)."""
         start = time.monotonic()
@@ -467,6 +491,7 @@ class Step:
     cpu: float
     late: float  # seconds the sender ended behind its schedule
     drain: float  # seconds the receiver took to empty its socket after the last packet
+    peak_rss_mb: float
 
     @property
     def rate_reached(self) -> bool:
@@ -493,7 +518,7 @@ def run_rate(kind: str, rate: int, seconds: float, feed: Feed = SIPP) -> Step:
     data_dir = Path(tempfile.mkdtemp(prefix="callscope-hepbench-"))
     receiver = Receiver(kind, data_dir)
     try:
-        lead = 2.0 + rate * seconds / 200_000  # time to build the datagrams first
+        lead = 2.0 + rate * (seconds + feed.talk_ms / 1000) / 100_000  # to build them first
         start, start_ns = time.monotonic() + lead, time.time_ns() + int(lead * 1e9)
         times, datagrams = prepare(rate, seconds, f"r{rate}-", start_ns, feed)
         cpu_before = receiver.cpu_seconds()
@@ -505,6 +530,7 @@ def run_rate(kind: str, rate: int, seconds: float, feed: Feed = SIPP) -> Step:
             receiver.wait_idle()
         cpu = receiver.cpu_seconds() - cpu_before
         drops = receiver.drops()
+        peak_rss_mb = receiver.peak_rss_mb()
         received, sip_received = receiver.stop()
         calls_ok = None
         if kind == "capture":
@@ -516,7 +542,7 @@ def run_rate(kind: str, rate: int, seconds: float, feed: Feed = SIPP) -> Step:
         sip_sent = calls * len(feed.sip_schedule_ms)
         return Step(
             kind, rate, len(datagrams), received, sip_sent, sip_received, drops, calls, calls_ok,
-            cpu, late, drain,
+            cpu, late, drain, peak_rss_mb,
         )  # fmt: skip
     finally:
         receiver.kill()
@@ -595,6 +621,12 @@ def main() -> None:
         help="pbx feed: RTCP reports per call (144: four streams reported every 5 s for "
         "3 minutes)",
     )  # fmt: skip
+    parser.add_argument(
+        "--talk", type=float, default=1.0,
+        help="seconds from a call's answer to its BYE (1 s: the talk is compressed, the "
+        "pbx feed's RTCP reports come closer than every 5 s; a real length holds as many "
+        "calls open as a real feed of that rate would)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.stages:
         stages()
@@ -606,6 +638,7 @@ def main() -> None:
     feed = SIPP
     if args.feed == "pbx":
         feed = Feed("pbx", proxy=True, rtcp_per_call=args.rtcp_per_call)
+    feed = dataclasses.replace(feed, talk_ms=round(args.talk * 1000))
     print(f"feed {feed.name}: {feed.per_call} HEP packets per call, "
           f"{len(feed.sip_schedule_ms)} of them SIP")  # fmt: skip
     print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; "
@@ -627,7 +660,7 @@ def main() -> None:
                 f"  {rate:>7,} pkt/s: sent {step.sent:,}, received {step.received:,}, "
                 f"kernel drops {step.drops:,}{calls}; receiver CPU "
                 f"{step.cpu_per_packet_us:,.1f} us/packet (= {1e6 / step.cpu_per_packet_us:,.0f}"
-                f" packets per CPU-second) -> {verdict}",
+                f" packets per CPU-second), peak RSS {step.peak_rss_mb:,.0f} MB -> {verdict}",
                 flush=True,
             )
             cost.setdefault(kind, []).append(step.cpu_per_packet_us)

@@ -1,6 +1,6 @@
 """The call tracker's cost per SIP message on the HEP benchmark's traffic (one process).
 
-Usage: .venv/bin/python bench/hep_tracker.py [--calls 300] [--runs 3] [--profile]
+Usage: .venv/bin/python bench/hep_tracker.py [--calls 300] [--runs 3] [--profile] [--feed pbx]
 
 The calls of `hep_capacity` (7 SIP messages each: INVITE with SDP, 100, 180, 200 with SDP,
 ACK, BYE, 200; a Call-ID, tags and media ports of their own) are built and HEP-decoded
@@ -14,6 +14,9 @@ traffic, imports and the first run's warm-up cancel out):
 
     PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p \\
         .venv/bin/python bench/hep_tracker.py --calls 300 --runs 1
+
+``--feed pbx``: the calls through a tracing proxy, each message twice (14 per call; see
+`hep_capacity.Feed`; divide by 2 x 14 x calls then).
 
 ``--profile``: one more run under cProfile, its top functions by own time.
 """
@@ -38,11 +41,11 @@ from callscope.core import Datagram  # noqa: E402
 START_NS = 1_800_000_000 * 10**9  # a fixed start: the same bytes in every process
 
 
-def datagrams(calls: int) -> list[Datagram]:
+def datagrams(calls: int, feed: hep_capacity.Feed = hep_capacity.SIPP) -> list[Datagram]:
     """The HEP benchmark's traffic for ``calls`` calls, decoded."""
-    per_call = len(hep_capacity.SCHEDULE_MS)
-    rate = 700  # packets/s: 100 calls/s, as ``--stages``
-    _times, raw = hep_capacity.prepare(rate, calls * per_call / rate, "s-", START_NS)
+    per_call = feed.per_call
+    rate = 100 * per_call  # packets/s: 100 calls/s, as ``--stages``
+    _times, raw = hep_capacity.prepare(rate, calls * per_call / rate, "s-", START_NS, feed)
     decoder = HepDecoder()
     found = [decoder.decode(data, START_NS) for data in raw]
     return [d for d in found if d is not None]
@@ -63,8 +66,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--feed", choices=("sipp", "pbx"), default="sipp")
     args = parser.parse_args()
-    dgrams = datagrams(args.calls)
+    feed = hep_capacity.SIPP
+    if args.feed == "pbx":
+        feed = hep_capacity.Feed("pbx", proxy=True, rtcp_per_call=0)
+    dgrams = datagrams(args.calls, feed)
     for _ in range(args.runs):
         start = time.process_time()
         events = run(dgrams)
