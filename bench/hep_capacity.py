@@ -265,29 +265,33 @@ def _places(data: bytes, marker: bytes) -> list[int]:
     return found
 
 
-def events(rate: int, seconds: float, feed: Feed = SIPP) -> list[tuple[int, int, int, int]]:
+def events(
+    rate: int, seconds: float, feed: Feed = SIPP, first_call: int = 0
+) -> list[tuple[int, int, int, int]]:
     """(ms from start, call number, template index, report number), in send order:
-    ``rate`` packets/s."""
+    ``rate`` packets/s; the calls numbered from ``first_call``."""
     per_call, schedule = feed.per_call, feed.schedule()
     calls = int(rate * seconds) // per_call
     out: list[tuple[int, int, int, int]] = []
     for call in range(calls):
         start = call * 1000 * per_call / rate  # ms
-        out.extend((int(start + ms), call, index, report) for ms, index, report in schedule)
+        number = first_call + call
+        out.extend((int(start + ms), number, index, report) for ms, index, report in schedule)
     out.sort()
     return out
 
 
 def prepare(
-    rate: int, seconds: float, step: str, start_ns: int, feed: Feed = SIPP
+    rate: int, seconds: float, step: str, start_ns: int, feed: Feed = SIPP, first_call: int = 0
 ) -> tuple[list[float], list[bytes]]:
     """The datagrams of one rate, built before sending and stamped with the time each is
-    due (``start_ns`` + its offset): send times (s from the start) and datagrams."""
+    due (``start_ns`` + its offset): send times (s from the start) and datagrams. Calls
+    numbered from ``first_call`` have media ports of their own (up to 5,000 calls)."""
     tpls = templates(feed)
     (ts_at,) = {tpl.ts_at for tpl in tpls}  # the same place in every message
     pack_u32 = struct.Struct("!I").pack_into
     times, datagrams = [], []
-    for ms, call, index, report in events(rate, seconds, feed):
+    for ms, call, index, report in events(rate, seconds, feed, first_call):
         tpl = tpls[index]
         data = bytearray(tpl.data)
         token = f"{step}{call:0{16 - len(step)}d}".encode()
@@ -518,7 +522,7 @@ def run_rate(kind: str, rate: int, seconds: float, feed: Feed = SIPP) -> Step:
     data_dir = Path(tempfile.mkdtemp(prefix="callscope-hepbench-"))
     receiver = Receiver(kind, data_dir)
     try:
-        lead = 2.0 + rate * (seconds + feed.talk_ms / 1000) / 100_000  # to build them first
+        lead = 2.0 + rate * seconds * 6e-6  # time to build the datagrams first (~4 us each)
         start, start_ns = time.monotonic() + lead, time.time_ns() + int(lead * 1e9)
         times, datagrams = prepare(rate, seconds, f"r{rate}-", start_ns, feed)
         cpu_before = receiver.cpu_seconds()

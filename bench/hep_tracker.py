@@ -4,9 +4,10 @@ Usage: .venv/bin/python bench/hep_tracker.py [--calls 300] [--runs 3] [--profile
 
 The calls of `hep_capacity` (7 SIP messages each: INVITE with SDP, 100, 180, 200 with SDP,
 ACK, BYE, 200; a Call-ID, tags and media ports of their own) are built and HEP-decoded
-first; then each run feeds every datagram to a fresh `CallTracker` and lets its timers fire
-(the calls end, their records are made), as ``--stages`` does. Prints the CPU time per SIP
-message of each run.
+first, three sets of new calls (one per run, so that no run meets an earlier run's texts in
+the parsers' tables of recent texts); then each run feeds its set to a fresh `CallTracker`
+and lets its timers fire (the calls end, their records are made), as ``--stages`` does.
+Prints the CPU time per SIP message of each run.
 
 Instructions per message: run it under callgrind twice, with ``--runs 1`` and ``--runs 3``,
 and divide the difference of the totals by 2 x 7 x calls (building and decoding the
@@ -41,11 +42,15 @@ from callscope.core import Datagram  # noqa: E402
 START_NS = 1_800_000_000 * 10**9  # a fixed start: the same bytes in every process
 
 
-def datagrams(calls: int, feed: hep_capacity.Feed = hep_capacity.SIPP) -> list[Datagram]:
+def datagrams(
+    calls: int, feed: hep_capacity.Feed = hep_capacity.SIPP, step: str = "s-", first_call: int = 0
+) -> list[Datagram]:
     """The HEP benchmark's traffic for ``calls`` calls, decoded."""
     per_call = feed.per_call
     rate = 100 * per_call  # packets/s: 100 calls/s, as ``--stages``
-    _times, raw = hep_capacity.prepare(rate, calls * per_call / rate, "s-", START_NS, feed)
+    _times, raw = hep_capacity.prepare(
+        rate, calls * per_call / rate, step, START_NS, feed, first_call
+    )
     decoder = HepDecoder()
     found = [decoder.decode(data, START_NS) for data in raw]
     return [d for d in found if d is not None]
@@ -71,8 +76,11 @@ def main() -> None:
     feed = hep_capacity.SIPP
     if args.feed == "pbx":
         feed = hep_capacity.Feed("pbx", proxy=True, rtcp_per_call=0)
-    dgrams = datagrams(args.calls, feed)
-    for _ in range(args.runs):
+    sets = [
+        datagrams(args.calls, feed, f"s{n}-", first_call=n * args.calls)
+        for n in range(max(3, args.runs))
+    ]
+    for dgrams in sets[: args.runs]:
         start = time.process_time()
         events = run(dgrams)
         cpu = time.process_time() - start
@@ -80,7 +88,7 @@ def main() -> None:
               f"{cpu / len(dgrams) * 1e6:.1f} us CPU per message")  # fmt: skip
     if args.profile:
         profile = cProfile.Profile()
-        profile.runcall(run, dgrams)
+        profile.runcall(run, sets[-1])
         pstats.Stats(profile).sort_stats("tottime").print_stats(30)
 
 
