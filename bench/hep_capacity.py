@@ -522,7 +522,7 @@ def run_rate(kind: str, rate: int, seconds: float, feed: Feed = SIPP) -> Step:
     data_dir = Path(tempfile.mkdtemp(prefix="callscope-hepbench-"))
     receiver = Receiver(kind, data_dir)
     try:
-        lead = 2.0 + rate * seconds * 6e-6  # time to build the datagrams first (~4 us each)
+        lead = 2.0 + rate * seconds * 8e-6  # time to build the datagrams first (~5 us each)
         start, start_ns = time.monotonic() + lead, time.time_ns() + int(lead * 1e9)
         times, datagrams = prepare(rate, seconds, f"r{rate}-", start_ns, feed)
         cpu_before = receiver.cpu_seconds()
