@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from callscope.assembly import tracker as tracker_module
 from callscope.assembly.events import (
     CallAnswered,
     CallEnded,
@@ -359,6 +360,43 @@ def test_a_long_run_forgets_finished_calls_and_idle_orphans() -> None:
     assert len(tracker._flows) == len(tracker._flows_at) == len(tracker._orphans) == 0
     assert len(tracker.orphan_streams()) == 200  # summaries kept for reports
     assert tracker.anomalies()["rtp.unpaired"] == 600
+
+
+def _short_calls(count: int, gap: int) -> list[Datagram]:
+    """``count`` answered calls without media, one every ``gap`` ns, each ended after 1 s."""
+    out = []
+    for n in range(count):
+        d = Dialog(call_id=f"short-{n}", from_tag=f"f{n}", to_tag=f"t{n}")
+        at = n * gap
+        out += [
+            dgram(at, ALICE, BOB, d.invite(sdp("10.0.0.1", 4000 + 2 * (n % 1000)))),
+            dgram(at + 10 * MS, BOB, ALICE, d.response(200, "OK", body=sdp("10.0.0.2", 6000))),
+            dgram(at + 20 * MS, ALICE, BOB, d.request("ACK", 1)),
+            dgram(at + S, ALICE, BOB, d.request("BYE", 2)),
+            dgram(at + S + MS, BOB, ALICE, d.response(200, "OK", cseq="2 BYE")),
+        ]
+    return out
+
+
+def test_timers_of_forgotten_calls_do_not_pile_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answered call's silence check is queued two hours ahead and outlives the call;
+    the queue drops such timers once it has doubled, and nothing else changes: the same
+    events come out as with every stale timer kept."""
+    traffic = _short_calls(6000, 50 * MS)  # 5 minutes: no silence check falls due
+
+    def events_and_queue() -> tuple[list[CallEvent], int]:
+        tracker = CallTracker()
+        events = [e for d in traffic for e in tracker.receive(d)]
+        events += tracker.expire(traffic[-1].at + 120 * S)
+        return events, len(tracker._timers)
+
+    events, queued = events_and_queue()
+    assert sum(isinstance(e, CallEnded) and e.record.result == "answered" for e in events) == 6000
+    assert queued <= tracker_module._STALE_TIMERS_SLACK + 100  # a few per open call
+    monkeypatch.setattr(tracker_module, "_STALE_TIMERS_SLACK", 10**9)
+    kept_events, kept = events_and_queue()
+    assert kept >= 6000  # every call's silence check still queued
+    assert kept_events == events
 
 
 def test_an_ssrc_change_continues_the_stream_and_rtcp_is_counted_apart() -> None:

@@ -122,6 +122,7 @@ class CallTracker:
         )
         self._timers: list[tuple[int, int, _Timer, int]] = []
         self._timer_seq = 0
+        self._timers_checked_at = _STALE_TIMERS_SLACK  # see _drop_stale_timers
         self._deadline = 0  # the first datagram arms the orphan sweep
         #: the known flows and ``_deadline``, for a source that dispatches RTP itself
         self.media_routes = MediaRoutes()
@@ -436,8 +437,23 @@ class CallTracker:
                 self._fire(kind, call, deadline, now, events)
         if now >= self._next_sweep:
             self._sweep_orphans(now)
+        if len(timers) > self._timers_checked_at:
+            self._drop_stale_timers()
         self._rearm()
         return events
+
+    def _drop_stale_timers(self) -> None:
+        """Drop the timers of legs already forgotten. A leg's silence check is set hours
+        ahead (``call_timeout_ns``) and stays queued after the leg ends, so without this
+        the queue would hold a timer for every call of the last two hours (~100 bytes
+        each: 10 million at 1,400 calls/s). In place and in order: the remaining timers
+        fire as they would have. Done when the queue has doubled since the last time (and
+        holds more than ``_STALE_TIMERS_SLACK``): O(1) per timer, amortised."""
+        calls = self._calls
+        timers = self._timers
+        timers[:] = [timer for timer in timers if timer[3] in calls]
+        heapq.heapify(timers)
+        self._timers_checked_at = 2 * len(timers) + _STALE_TIMERS_SLACK
 
     def _sweep_orphans(self, now: int) -> None:
         """Let go of orphan flows idle for ``orphan_idle_ns`` (their summary is kept)."""
@@ -511,6 +527,10 @@ class CallTracker:
             if not legs:
                 del self._legs[call.call_id]
         self._links.forget(call)
+
+
+#: the timer queue's length below which the timers of forgotten legs are left to expire
+_STALE_TIMERS_SLACK = 4096
 
 
 def _initial_invite(msg: SipMessage) -> bool:
