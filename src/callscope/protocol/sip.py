@@ -159,9 +159,9 @@ def _parse_start_line(line: bytes) -> StartLine:
     return name, decode_text(uri)[0], None, None, version.decode("latin-1")
 
 
-# status lines repeat in every call, request lines of a dialog in each of its requests
 #: what ``str.strip`` takes from an ASCII text
 _ASCII_SPACE = bytes(c for c in range(128) if chr(c).isspace())
+# status lines repeat in every call, request lines of a dialog in each of its requests
 _start_line: RecentParses[bytes, StartLine] = RecentParses(_parse_start_line)
 _known_start_line = _start_line.known
 
@@ -426,7 +426,8 @@ class SipMessage:
     @property
     def via_count(self) -> int:
         """How many Via hops the message carries: ``len(self.header_list("via"))``, without
-        the list in the usual case of one Via header with one hop."""
+        the list in the usual cases: one Via header with one hop, or several Via headers
+        (a proxy's messages) with one hop each."""
         names = self.names
         if names.count("via") == 1:
             value = self._text("via")
