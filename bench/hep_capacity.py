@@ -182,8 +182,8 @@ def rtcp_report() -> bytes:
 
 @dataclass(frozen=True)
 class Feed:
-    """What one call sends: its HEP messages (sent in this order, each once unless it is an
-    RTCP report) and when, in ms from its INVITE; `RTCP_STREAMS` reports per round."""
+    """What one call sends: its SIP messages (each once, in `sip_flow` order) and its RTCP
+    reports (the four streams' in turn), each at its time from the INVITE (`schedule`)."""
 
     name: str
     proxy: bool  # the call through a tracing proxy: 14 SIP messages instead of 7
