@@ -426,16 +426,9 @@ class SipMessage:
     @property
     def via_count(self) -> int:
         """How many Via hops the message carries: ``len(self.header_list("via"))``, without
-        the list in the usual cases: one Via header with one hop, or several Via headers
-        (a proxy's messages) with one hop each."""
-        names = self.names
-        if names.count("via") == 1:
-            value = self._text("via")
-            if value is not None and "," not in value:
-                return 1 if value.strip() else 0
-            return len(self.header_list("via"))
-        hops = 0  # one hop per Via header (a proxy's request or response), unless one lists more
-        for (_, raw), name in zip(self.headers, names, strict=True):
+        the list in the usual case of one hop per Via header (ASCII, no comma)."""
+        hops = 0
+        for (_, raw), name in zip(self.headers, self.names, strict=True):
             if name == "via":
                 if b"," in raw or not raw.isascii():
                     return len(self.header_list("via"))
