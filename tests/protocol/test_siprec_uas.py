@@ -460,6 +460,18 @@ def test_garbage_is_counted_not_answered(data: bytes) -> None:
     assert srs.receive(data, SRC, Transport.UDP, SRS, T0) == []
 
 
+@pytest.mark.parametrize("where", [b"Require: siprec", b"Via: SIP/2.0/UDP 192.0.2.1:5060"])
+def test_a_cr_inside_a_header_is_counted_not_answered(where: bytes) -> None:
+    """A reply copies Via and lists unknown Require tags: a lone CR there would end up in
+    it (found by the fuzz test: ``Require: siprec\\r\\x00``)."""
+    srs = RecordingServer(Ports())
+    invite = siprec_invite(branch="z9hG4bKcr")
+    assert where in invite
+    broken = invite.replace(where, where + b"\r\x00", 1)
+    assert srs.receive(broken, SRC, Transport.UDP, SRS, T0) == []
+    assert srs.counters["sip.bad_request"] == 1 and srs.sessions == 0
+
+
 def test_transaction_keys_rfc3261_and_rfc2543() -> None:
     invite = SipMessage.parse(siprec_invite())
     cancel = SipMessage.parse(request("CANCEL", branch="z9hG4bKinv1", cseq=1))

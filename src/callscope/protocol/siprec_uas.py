@@ -155,6 +155,11 @@ class RecordingServer:
         if key is None or msg.call_id is None or msg.from_ is None or msg.to is None:
             self.count("sip.bad_request")
             return
+        if any(b"\r" in value for _name, value in msg.headers):
+            # a CR inside a header (RFC 3261 7.3.1: only CRLF ends a line); a reply would copy
+            # it (Via, Require into Unsupported) and be no SIP message either: left unanswered
+            self.count("sip.bad_request")
+            return
         tx = self._tx.get(key)
         if tx is not None:  # a retransmission (RFC 3261 17.2.1, 17.2.2)
             again = tx.retransmission()
