@@ -27,6 +27,11 @@ setup(
                 optional=True,
             ),
             Extension(
+                "callscope.capture._hepfast",
+                ["src/callscope/capture/_hepfast.pyx"],
+                optional=True,
+            ),
+            Extension(
                 "callscope.capture._pcapscan",
                 ["src/callscope/capture/_pcapscan.pyx"],
                 optional=True,

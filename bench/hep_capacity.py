@@ -554,7 +554,7 @@ def run_rate(kind: str, rate: int, seconds: float, feed: Feed = SIPP) -> Step:
 
 
 STAGES = """
-import os, sys, time
+import json, os, sys, time
 import django
 django.setup()
 from django.core.management import call_command
@@ -564,29 +564,37 @@ import hep_capacity as bench
 from callscope.assembly.tracker import CallTracker
 from callscope.capture.hepdecode import HepDecoder
 from callscope.ingest.pipeline import Recorder
+feed = bench.Feed(**json.loads(sys.argv[2]))
 start = time.time_ns()
-_times, raw = bench.prepare(700, 20, "s-", start)
+rate = 100 * feed.per_call  # packets/s: 100 calls/s, 2,000 calls
+_times, raw = bench.prepare(rate, 2000 * feed.per_call / rate, "s-", start, feed)
+end = start + feed.talk_ms * 1_000_000 + 10**11
 clock = time.process_time
-decoder = HepDecoder()
-t0 = clock(); datagrams = [decoder.decode(data, start) for data in raw]; t1 = clock()
+decoder = HepDecoder(auth_key="bench", capture_ids=frozenset({2001}))
+t0 = clock(); decoded = [decoder.decode(data, start) for data in raw]; t1 = clock()
+datagrams = [d for d in decoded if d is not None]
 tracker = CallTracker()
 for d in datagrams:
     tracker.receive(d)
-tracker.expire(start + 10**11); t2 = clock()
+tracker.expire(end); t2 = clock()
 recorder = Recorder(run_id="stages", record_audio=False, batch=1000)
 for i in range(0, len(datagrams), 256):  # as the live daemon: a read, then its calls saved
     recorder.feed(datagrams[i:i + 256]); recorder.flush()
-recorder.expire(start + 10**11); t3 = clock()
-n, calls = len(raw), recorder.stats.calls
-print(f"  {n:,} HEP packets, {calls:,} calls; CPU time per stage, one process:")
+recorder.expire(end); t3 = clock()
+n, sip, calls = len(raw), len(datagrams), recorder.stats.calls
+print(f"  feed {feed.name}: {n:,} HEP packets ({sip:,} SIP), {calls:,} calls; "
+      "CPU time per stage, one process:")
 print(f"  HEP decode                 {(t1 - t0) / n * 1e6:9.1f} us/packet")
-print(f"  call tracker (SIP, SDP)    {(t2 - t1) / n * 1e6:9.1f} us/packet")
+print(f"  call tracker (SIP, SDP)    {(t2 - t1) / n * 1e6:9.1f} us/packet "
+      f"({(t2 - t1) / sip * 1e6:.1f} us/SIP message)")
 print(f"  saving ended calls         {((t3 - t2) - (t2 - t1)) / calls * 1e3:9.2f} ms/call")
 print(f"  recorder (tracker + saves) {(t3 - t2) / n * 1e6:9.1f} us/packet")
+print(f"  all three                  {(t3 - t2 + t1 - t0) / n * 1e6:9.1f} us/packet "
+      f"(= {n / (t3 - t2 + t1 - t0):,.0f} packets per CPU-second)")
 """
 
 
-def stages() -> None:
+def stages(feed: Feed) -> None:
     """Where the product's time goes, stage by stage, in CPU time (a fresh database)."""
     with tempfile.TemporaryDirectory(prefix="callscope-hepstages-") as data_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
@@ -597,8 +605,10 @@ def stages() -> None:
             PYTHONPATH=str(REPO / "src"),
         )
         subprocess.run(
-            [sys.executable, "-c", STAGES, str(REPO / "bench")], env=env, check=True, timeout=3600
-        )
+            [sys.executable, "-c", STAGES, str(REPO / "bench"), json.dumps(
+                dataclasses.asdict(feed))],
+            env=env, check=True, timeout=3600,
+        )  # fmt: skip
 
 
 def main() -> None:
@@ -632,9 +642,6 @@ def main() -> None:
         "calls open as a real feed of that rate would)",
     )  # fmt: skip
     args = parser.parse_args()
-    if args.stages:
-        stages()
-        return
     if args.nice:
         os.nice(args.nice)
     os.sched_setaffinity(0, {SENDER_CORE})
@@ -643,6 +650,9 @@ def main() -> None:
     if args.feed == "pbx":
         feed = Feed("pbx", proxy=True, rtcp_per_call=args.rtcp_per_call)
     feed = dataclasses.replace(feed, talk_ms=round(args.talk * 1000))
+    if args.stages:
+        stages(feed)
+        return
     print(f"feed {feed.name}: {feed.per_call} HEP packets per call, "
           f"{len(feed.sip_schedule_ms)} of them SIP")  # fmt: skip
     print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; "

@@ -17,6 +17,7 @@ TWINS = [
     "callscope.core._frozenfast",
     "callscope.protocol._rtpfast",
     "callscope.protocol._sipfast",
+    "callscope.capture._hepfast",
     "callscope.capture._pcapscan",
 ]
 

@@ -127,6 +127,25 @@ def test_the_same_datagram_twice_is_a_duplicate_within_the_window() -> None:
     assert decoder.counters.duplicates == 1
 
 
+def test_only_sip_is_checked_for_duplicates_and_a_duplicate_is_not_counted_by_type() -> None:
+    decoder = HepDecoder(dedup_window_ns=1000)
+    report = hep(b'{"type":200}', proto_type=HepProtoType.RTCP_JSON)
+    assert [decoder.decode(data, 0) for data in (report, report)] == [None, None]
+    sip = hep()
+    assert decoder.decode(sip, 0) is not None
+    assert decoder.decode(sip, 1) is None
+    counters = decoder.counters
+    assert (counters.by_type, counters.duplicates, counters.packets) == ({5: 2, 1: 1}, 1, 4)
+    assert len(decoder.dedup) == 1  # the reports were not remembered
+
+
+def test_a_duplicate_with_the_wrong_key_is_an_auth_failure() -> None:
+    decoder = HepDecoder(auth_key="right", dedup_window_ns=1000)
+    wrong = hep(auth_key="wrong")
+    assert [decoder.decode(wrong, 0), decoder.decode(wrong, 1)] == [None, None]
+    assert (decoder.counters.auth_failures, decoder.counters.duplicates) == (2, 0)
+
+
 def test_compressed_and_legacy_packets_take_the_reference_path() -> None:
     decoder = HepDecoder()
     compressed = hep(compress=True)

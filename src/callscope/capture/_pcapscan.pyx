@@ -321,14 +321,17 @@ def drop_stale(dict table, long long limit):
 
     Nearly every entry is stale at a sweep: the table is emptied and the rest (the entries
     from the first that is not stale on) put back in their order, cheaper than deleting the
-    stale ones one by one.
+    stale ones one by one. The kept keys and times wait in two lists, not in a tuple each:
+    a tuple is an object the cyclic collector counts, and a sweep that kept 10,000 entries
+    would bring its next collection half-way.
     """
-    cdef Py_ssize_t pos = 0, before
+    cdef Py_ssize_t pos = 0, before, n
     cdef PyObject *key
     cdef PyObject *value
     cdef int overflow
     cdef long long at
-    cdef list kept = []
+    cdef list keys = []
+    cdef list times = []
     cdef bint stale_seen = False
     while True:
         before = pos
@@ -342,7 +345,8 @@ def drop_stale(dict table, long long limit):
     if not stale_seen:
         return
     while PyDict_Next(table, &pos, &key, &value):
-        kept.append((<object>key, <object>value))
+        keys.append(<object>key)
+        times.append(<object>value)
     table.clear()
-    for digest, at_seen in kept:
-        table[digest] = at_seen
+    for n in range(len(keys)):
+        table[keys[n]] = times[n]

@@ -10,17 +10,22 @@ a SIP `Datagram` (HEP proto type 1 whose payload looks like SIP) or a count in
 - ``auth_failures``: a shared key is configured and the packet's key (chunk 14) differs;
 - ``unknown_agents``: an allow-list of capture ids (chunk 12) is configured and the packet's
   id is not on it (-1: the packet has none);
-- ``by_type``: every authenticated packet by proto type (chunk 11; -1: none), SIP included,
-  so that RTCP reports (5), logs (100) and the rest are counted and never taken for SIP;
-- ``duplicates``: the very same HEP datagram again within ``dedup_window_ns`` of arrival
-  (an agent or a network that delivers it twice);
+- ``by_type``: every authenticated packet by proto type (chunk 11; -1: none), SIP included
+  (but not its duplicates), so that RTCP reports (5), logs (100) and the rest are counted
+  and never taken for SIP;
+- ``duplicates``: the very same HEP SIP datagram again within ``dedup_window_ns`` of
+  arrival (an agent or a network that delivers it twice), which would otherwise be a
+  retransmission in the call's ladder. Other types are only counted, so they are not
+  checked: a PBX's feed is mostly RTCP reports, and hashing and remembering each of them
+  would cost the collector a fifth of its time for nothing;
 - ``clock_skew``: SIP messages whose agent timestamp is more than ``max_skew_ns`` from the
   arrival time; they are given the arrival time instead, because the live recorder runs
   the tracker's timers on this machine's clock (an agent clock minutes behind would time
   out calls that are still ringing). None (the default) keeps every agent timestamp.
 
 Hot path: HEPv3 as agents send it is read by `callscope.capture.hepwalk` (one struct call
-per packet for a known agent layout); anything else (HEPv1/v2, compressed payloads, a chunk
+per packet for a known agent layout; its compiled twin ``_hepfast`` walks the chunks in C,
+with the same results); anything else (HEPv1/v2, compressed payloads, a chunk
 of the wrong size, a bad length) goes to `HepPacket.parse`, which decides and names the
 error. Tests check that both paths agree.
 """
@@ -32,9 +37,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from callscope.capture import hepwalk
 from callscope.capture.dedup import DuplicateFilter
-from callscope.capture.hepwalk import Fields, hep_fields
+from callscope.capture.hepwalk import Fields
 from callscope.core import Anomaly, Datagram, Endpoint, Timestamp, Transport
+from callscope.core.compiled import compiled_module
 from callscope.protocol.errors import HepParseError
 from callscope.protocol.hep import HEP3_MAGIC, HepPacket, HepProtoType
 from callscope.protocol.sip import looks_like_sip
@@ -49,6 +56,11 @@ MAX_ANOMALIES = 100
 ENDPOINT_CACHE = 65_536
 
 _TRANSPORTS = {17: Transport.UDP, 6: Transport.TCP, 132: Transport.SCTP}
+_hepfast = compiled_module("callscope.capture._hepfast")
+#: the fast path: the compiled twin of `hepwalk.hep_fields` where it is built
+hep_fields: Callable[[bytes], Fields | None] = (
+    hepwalk.hep_fields if _hepfast is None else _hepfast.hep_fields
+)
 _SIP = int(HepProtoType.SIP)
 
 
@@ -107,18 +119,6 @@ class HepDecoder:
         counters = self.counters
         counters.packets += 1
         counters.bytes += len(data)
-        dedup = self.dedup
-        window = dedup.window_ns
-        if window:  # DuplicateFilter.seen, inlined
-            digest = hash(data)
-            table = dedup.table
-            last = table.get(digest)
-            if last is not None and -window <= arrival_ns - last <= window:
-                counters.duplicates += 1
-                return None
-            table[digest] = arrival_ns
-            if len(table) > dedup.sweep_size:
-                dedup.sweep(arrival_ns)
         fields = hep_fields(data) if data[:4] == HEP3_MAGIC else None
         if fields is None:
             fields = self._reference(data, arrival_ns)
@@ -132,9 +132,22 @@ class HepDecoder:
             return None
         kind = -1 if proto_type is None else proto_type
         by_type = counters.by_type
-        by_type[kind] = by_type.get(kind, 0) + 1
-        if kind != _SIP:
+        if kind != _SIP:  # counted only: no duplicate check (see the module docstring)
+            by_type[kind] = by_type.get(kind, 0) + 1
             return None
+        dedup = self.dedup
+        window = dedup.window_ns
+        if window:  # DuplicateFilter.seen, inlined
+            digest = hash(data)
+            table = dedup.table
+            last = table.get(digest)
+            if last is not None and -window <= arrival_ns - last <= window:
+                counters.duplicates += 1
+                return None
+            table[digest] = arrival_ns
+            if len(table) > dedup.sweep_size:
+                dedup.sweep(arrival_ns)
+        by_type[kind] = by_type.get(kind, 0) + 1
         if src is None or dst is None or not looks_like_sip(payload):
             self._malformed(MALFORMED_NOT_SIP if src else MALFORMED_NO_ADDRESS, arrival_ns)
             return None
