@@ -17,7 +17,7 @@ a SIP `Datagram` (HEP proto type 1 whose payload looks like SIP) or a count in
   arrival (an agent or a network that delivers it twice), which would otherwise be a
   retransmission in the call's ladder. Other types are only counted, so they are not
   checked: a PBX's feed is mostly RTCP reports, and hashing and remembering each of them
-  would cost the collector a fifth of its time for nothing;
+  (and sweeping them out again) would be most of the table's work, for nothing;
 - ``clock_skew``: SIP messages whose agent timestamp is more than ``max_skew_ns`` from the
   arrival time; they are given the arrival time instead, because the live recorder runs
   the tracker's timers on this machine's clock (an agent clock minutes behind would time
