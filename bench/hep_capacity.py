@@ -3,7 +3,8 @@
 Usage: .venv/bin/python bench/hep_capacity.py [--rates 5000,10000,...] [--seconds 10]
                                               [--receivers plain,listener,capture] [--nice -10]
                                               [--feed sipp|pbx] [--rtcp-per-call 144] [--talk 1]
-       .venv/bin/python bench/hep_capacity.py --stages
+       .venv/bin/python bench/hep_capacity.py --stages [--feed pbx ...]
+       .venv/bin/python bench/hep_capacity.py --replay --rates 50000 --seconds 100 [--feed pbx ...]
 
 Two feeds (``--feed``), each message built once with `HepPacket.build` as a HEPv3 packet
 (capture id, auth key), then given per call a new Call-ID, tags, branches and media ports,
@@ -42,6 +43,12 @@ when the last packet was sent is worked off within a second (or a tenth of the r
 receiver that is too slow. Each receiver's CPU time per packet is also printed: it is the
 capacity of a whole core, whatever else the machine runs. ``--stages`` splits the product's
 CPU time per packet into HEP decoding, the call tracker and saving the calls (in process).
+``--replay`` runs the product's loop in process, without sockets, on the traffic of each
+rate (reads of 1,024 packets, the calls each read ended saved together, timers every second
+of traffic time, the daemon's collector settings): its CPU per packet is the receiver's at
+saturation, with as many calls open as the feed holds, free of the socket's and the
+machine's noise. A receiver that keeps up spends more CPU per packet than that: it wakes
+for small reads, each with its fixed cost (a select, a transaction and its commit).
 """
 
 from __future__ import annotations
@@ -594,6 +601,64 @@ print(f"  all three                  {(t3 - t2 + t1 - t0) / n * 1e6:9.1f} us/pac
 """
 
 
+REPLAY = """
+import gc, json, os, sys, time
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+sys.path.insert(0, sys.argv[1])
+import hep_capacity as bench
+from callscope.capture.hepdecode import HepDecoder
+from callscope.ingest.pipeline import Recorder
+feed = bench.Feed(**json.loads(sys.argv[2]))
+rate, seconds = int(sys.argv[3]), float(sys.argv[4])
+start = 1_800_000_000 * 10**9
+times, raw = bench.prepare(rate, seconds, "r-", start, feed)
+decoder = HepDecoder(auth_key="bench", capture_ids=frozenset({2001}))
+recorder = Recorder(run_id="replay", record_audio=False, batch=1000)
+ok = 0
+def count(call, contract):
+    global ok
+    ok += contract["result"] == "answered" and contract["ended_by"] == "caller"
+recorder.on_call = count
+gc.collect(); gc.freeze(); gc.set_threshold(20_000, 20, 20)  # as the capture daemon
+READ, n, next_expire, now = 1024, len(raw), start, start
+t0 = time.process_time()
+for i in range(0, n, READ):  # as the daemon: a read, its calls saved, timers each second
+    now = start + int(times[min(i + READ, n) - 1] * 1e9)
+    decode = decoder.decode
+    recorder.feed([d for d in (decode(data, now) for data in raw[i:i + READ]) if d is not None])
+    recorder.flush()
+    if now >= next_expire:
+        recorder.expire(now)
+        next_expire = now + 10**9
+recorder.expire(now + 10**12)
+cpu = time.process_time() - t0
+calls = n // feed.per_call
+print(f"  feed {feed.name}: {n:,} HEP packets, {ok:,}/{calls:,} calls recorded; CPU "
+      f"{cpu / n * 1e6:.2f} us/packet (= {n / cpu:,.0f} packets per CPU-second), "
+      f"{cpu / calls * 1e3:.3f} ms/call")
+"""
+
+
+def replay(feed: Feed, rate: int, seconds: float) -> None:
+    """The product's loop in process, on the feed of ``rate`` for ``seconds``, without sockets."""
+    with tempfile.TemporaryDirectory(prefix="callscope-hepreplay-") as data_dir:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
+        env.update(
+            CALLSCOPE_DATA_DIR=data_dir,
+            CALLSCOPE_LOG_LEVEL="warning",
+            DJANGO_SETTINGS_MODULE="callscope.settings",
+            PYTHONPATH=str(REPO / "src"),
+        )
+        feed_json = json.dumps(dataclasses.asdict(feed))
+        subprocess.run(
+            [sys.executable, "-c", REPLAY, str(REPO / "bench"), feed_json, str(rate), str(seconds)],
+            env=env, check=True, timeout=3600,
+        )  # fmt: skip
+
+
 def stages(feed: Feed) -> None:
     """Where the product's time goes, stage by stage, in CPU time (a fresh database)."""
     with tempfile.TemporaryDirectory(prefix="callscope-hepstages-") as data_dir:
@@ -626,6 +691,11 @@ def main() -> None:
         "--stages", action="store_true", help="only the CPU time per stage of the product"
     )
     parser.add_argument(
+        "--replay", action="store_true",
+        help="only the product's loop in process (no sockets): CPU per packet of each rate's "
+        "traffic, with as many calls open as the feed holds",
+    )  # fmt: skip
+    parser.add_argument(
         "--feed", choices=("sipp", "pbx"), default="sipp",
         help="sipp: 7 SIP messages per call, nothing else (the default); pbx: each call "
         "through a tracing proxy (14 SIP messages) and RTCP reports from its media relay",
@@ -652,6 +722,10 @@ def main() -> None:
     feed = dataclasses.replace(feed, talk_ms=round(args.talk * 1000))
     if args.stages:
         stages(feed)
+        return
+    if args.replay:
+        for rate in rates:
+            replay(feed, rate, args.seconds)
         return
     print(f"feed {feed.name}: {feed.per_call} HEP packets per call, "
           f"{len(feed.sip_schedule_ms)} of them SIP")  # fmt: skip
