@@ -644,24 +644,18 @@ print(f"  feed {feed.name}: {n:,} HEP packets, {ok:,}/{calls:,} calls recorded; 
 
 def replay(feed: Feed, rate: int, seconds: float) -> None:
     """The product's loop in process, on the feed of ``rate`` for ``seconds``, without sockets."""
-    with tempfile.TemporaryDirectory(prefix="callscope-hepreplay-") as data_dir:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
-        env.update(
-            CALLSCOPE_DATA_DIR=data_dir,
-            CALLSCOPE_LOG_LEVEL="warning",
-            DJANGO_SETTINGS_MODULE="callscope.settings",
-            PYTHONPATH=str(REPO / "src"),
-        )
-        feed_json = json.dumps(dataclasses.asdict(feed))
-        subprocess.run(
-            [sys.executable, "-c", REPLAY, str(REPO / "bench"), feed_json, str(rate), str(seconds)],
-            env=env, check=True, timeout=3600,
-        )  # fmt: skip
+    _in_process(REPLAY, json.dumps(dataclasses.asdict(feed)), str(rate), str(seconds))
 
 
 def stages(feed: Feed) -> None:
     """Where the product's time goes, stage by stage, in CPU time (a fresh database)."""
-    with tempfile.TemporaryDirectory(prefix="callscope-hepstages-") as data_dir:
+    _in_process(STAGES, json.dumps(dataclasses.asdict(feed)))
+
+
+def _in_process(script: str, *args: str) -> None:
+    """Run ``script`` with the product's settings on a fresh data directory (and database);
+    its arguments: this folder, then ``args``."""
+    with tempfile.TemporaryDirectory(prefix="callscope-hepbench-") as data_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
         env.update(
             CALLSCOPE_DATA_DIR=data_dir,
@@ -669,11 +663,8 @@ def stages(feed: Feed) -> None:
             DJANGO_SETTINGS_MODULE="callscope.settings",
             PYTHONPATH=str(REPO / "src"),
         )
-        subprocess.run(
-            [sys.executable, "-c", STAGES, str(REPO / "bench"), json.dumps(
-                dataclasses.asdict(feed))],
-            env=env, check=True, timeout=3600,
-        )  # fmt: skip
+        command = [sys.executable, "-c", script, str(REPO / "bench"), *args]
+        subprocess.run(command, env=env, check=True, timeout=3600)
 
 
 def main() -> None:
