@@ -116,6 +116,34 @@ def test_an_emitted_leg_keeps_only_what_late_messages_need() -> None:
     assert tracker.finish() == []
 
 
+def test_an_invite_stamped_before_its_forgotten_dialog_ended_is_a_late_copy() -> None:
+    """Time can step back (a capture merged out of order, a HEP agent's clock behind): the
+    INVITE of a dialog already forgotten, stamped within its lifetime, is not a new call.
+    The same INVITE stamped after the dialog was let go is one (a Call-ID used again)."""
+    config = TrackerConfig(end_linger_ns=2 * S, forget_ns=32 * S)
+    tracker = CallTracker(config)
+    call = basic_call()
+    events = [e for d in call for e in tracker.receive(d)]
+    events += tracker.expire(5 * S + 2 * S + 32 * S + MS)  # emitted, then forgotten
+    assert [type(e) for e in events] == [CallStarted, CallRinging, CallAnswered, CallEnded]
+    assert tracker._legs == {}
+    invite = call[0]
+    for at in (0, 10 * S, 5 * S + 32 * S):  # up to the moment it was forgotten (end + 32 s)
+        assert tracker.receive(dgram(at, invite.src, invite.dst, invite.payload)) == []
+    assert tracker.anomalies()["sip.late_copy"] == 3
+    again = tracker.receive(dgram(40 * S, invite.src, invite.dst, invite.payload))
+    assert [type(e) for e in again] == [CallStarted]
+
+
+def test_forgotten_dialogs_are_remembered_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracker_module, "_MAX_GONE", 50)
+    tracker = CallTracker()
+    for d in _short_calls(200, 50 * MS):
+        tracker.receive(d)
+    tracker.expire(200 * 50 * MS + 120 * S)
+    assert list(tracker._gone) == [f"short-{n}" for n in range(150, 200)]  # the newest
+
+
 def test_media_sink_gets_audio_and_is_closed_before_the_end() -> None:
     sink = Sink()
     events, _, _ = run(basic_call(), CallTracker(media_sink=sink))

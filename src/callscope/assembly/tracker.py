@@ -24,7 +24,8 @@ flow's ``receive`` itself, as the hot path of `receive` would (`callscope.core.r
 
 Ends: a leg whose dialog terminated is emitted as `CallEnded` after ``end_linger_ns`` (the
 media tail), then forgotten after ``forget_ns`` (late retransmissions are absorbed, not new
-calls). A leg left CHALLENGED or CANCELLING is settled after ``settle_ns``. Only a long
+calls; an initial INVITE stamped before its dialog was forgotten - a capture merged out of
+order, an agent's clock behind - is counted as ``sip.late_copy`` and ignored). A leg left CHALLENGED or CANCELLING is settled after ``settle_ns``. Only a long
 silence of both SIP and RTP ends a call by timeout (``setup_timeout_ns`` before an answer,
 ``call_timeout_ns`` after, ``held_timeout_ns`` while on hold). `finish` emits every leg
 still open as it stands: answered with no end, or in_progress - never an invented end.
@@ -109,6 +110,8 @@ class CallTracker:
         self._sink = media_sink
         self._calls: dict[int, Call] = {}
         self._legs: dict[str, list[Call]] = {}
+        #: Call-IDs whose last leg was forgotten -> when (see `_forget`), the oldest first
+        self._gone: dict[str, int] = {}
         self._endpoints: EndpointMap[Call] = EndpointMap()
         self._flows: dict[FlowKey, Flow] = {}
         self._flows_at: dict[EndpointKey, set[FlowKey]] = {}
@@ -222,7 +225,15 @@ class CallTracker:
                 return []
             call = self._leg(call_id, msg, dgram)
             if call is None:
-                return self._start(msg, dgram) if _initial_invite(msg) else []
+                if not _initial_invite(msg):
+                    return []
+                gone = self._gone.get(call_id)
+                if gone is not None and dgram.at <= gone:
+                    # stamped before its dialog was let go: a late copy (a capture merged
+                    # out of order, an agent's clock behind), not a new call
+                    self._count("sip.late_copy")
+                    return []
+                return self._start(msg, dgram)
             return self._in_call(call, msg, dgram)
         except ProtocolParseError as exc:
             self._count(exc.kind, call)
@@ -473,7 +484,7 @@ class CallTracker:
     ) -> None:
         dialog = call.dialog
         if kind is _Timer.FORGET:
-            self._forget(call)
+            self._forget(call, deadline)
         elif call.emitted:
             return
         elif kind is _Timer.EMIT:
@@ -519,18 +530,28 @@ class CallTracker:
         call.release()
         return CallEnded(call.key, record)
 
-    def _forget(self, call: Call) -> None:
+    def _forget(self, call: Call, at: int) -> None:
+        """Let go of an ended leg at ``at``. When it was the last of its Call-ID, the Call-ID
+        is remembered with ``at`` (the newest `_MAX_GONE`): an initial INVITE of it stamped
+        no later is a copy from the dialog's lifetime that arrived late, not a new call."""
         self._calls.pop(call.key, None)
         legs = self._legs.get(call.call_id)
         if legs is not None:
             legs[:] = [leg for leg in legs if leg is not call]
             if not legs:
                 del self._legs[call.call_id]
+                gone = self._gone
+                gone.pop(call.call_id, None)  # re-inserted: the oldest stay at the front
+                gone[call.call_id] = at
+                if len(gone) > _MAX_GONE:
+                    del gone[next(iter(gone))]
         self._links.forget(call)
 
 
 #: the timer queue's length below which the timers of forgotten legs are left to expire
 _STALE_TIMERS_SLACK = 4096
+#: Call-IDs of forgotten dialogs remembered against late copies (~100 bytes each)
+_MAX_GONE = 65_536
 
 
 def _initial_invite(msg: SipMessage) -> bool:
