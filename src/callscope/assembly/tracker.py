@@ -25,10 +25,11 @@ flow's ``receive`` itself, as the hot path of `receive` would (`callscope.core.r
 Ends: a leg whose dialog terminated is emitted as `CallEnded` after ``end_linger_ns`` (the
 media tail), then forgotten after ``forget_ns`` (late retransmissions are absorbed, not new
 calls; an initial INVITE stamped before its dialog was forgotten - a capture merged out of
-order, an agent's clock behind - is counted as ``sip.late_copy`` and ignored). A leg left CHALLENGED or CANCELLING is settled after ``settle_ns``. Only a long
-silence of both SIP and RTP ends a call by timeout (``setup_timeout_ns`` before an answer,
-``call_timeout_ns`` after, ``held_timeout_ns`` while on hold). `finish` emits every leg
-still open as it stands: answered with no end, or in_progress - never an invented end.
+order, an agent's clock behind - is counted as ``sip.late_copy`` and ignored). A leg left
+CHALLENGED or CANCELLING is settled after ``settle_ns``. Only a long silence of both SIP
+and RTP ends a call by timeout (``setup_timeout_ns`` before an answer, ``call_timeout_ns``
+after, ``held_timeout_ns`` while on hold). `finish` emits every leg still open as it
+stands: answered with no end, or in_progress - never an invented end.
 """
 
 from __future__ import annotations
@@ -225,19 +226,23 @@ class CallTracker:
                 return []
             call = self._leg(call_id, msg, dgram)
             if call is None:
-                if not _initial_invite(msg):
-                    return []
-                gone = self._gone.get(call_id)
-                if gone is not None and dgram.at <= gone:
-                    # stamped before its dialog was let go: a late copy (a capture merged
-                    # out of order, an agent's clock behind), not a new call
-                    self._count("sip.late_copy")
-                    return []
-                return self._start(msg, dgram)
+                return self._outside(call_id, msg, dgram)
             return self._in_call(call, msg, dgram)
         except ProtocolParseError as exc:
             self._count(exc.kind, call)
             return []
+
+    def _outside(self, call_id: str, msg: SipMessage, dgram: Datagram) -> list[CallEvent]:
+        """A message of no live leg: an initial INVITE starts one, unless it was stamped
+        before a forgotten dialog of its Call-ID was let go (a late copy: a capture merged
+        out of order, an agent's clock behind); anything else is ignored."""
+        if not _initial_invite(msg):
+            return []
+        gone = self._gone.get(call_id)
+        if gone is not None and dgram.at <= gone:
+            self._count("sip.late_copy")
+            return []
+        return self._start(msg, dgram)
 
     def _leg(self, call_id: str, msg: SipMessage, dgram: Datagram) -> Call | None:
         """The leg of a message: by the caller's tag among legs with this Call-ID."""
