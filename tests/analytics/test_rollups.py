@@ -150,7 +150,8 @@ def direct():
         rollups._merge(rows, rollups.rollup_keys(conv, info), rollups.ROLLUP_KEY, m, 1)
         rollups._merge(matrix, rollups.matrix_keys(conv, info), rollups.MATRIX_KEY,
                        rollups.matrix_measures(conv), 1)  # fmt: skip
-    snapshot = {k: {n: v for n, v in r["m"].items() if v} for k, r in rows.items()}
+    # as `rollup_snapshot`: a float residue of +x and -x is no measure
+    snapshot = {k: {n: v for n, v in r["m"].items() if abs(v) > 1e-9} for k, r in rows.items()}
     mat = {k: (r["m"]["calls"], r["m"]["answered"], round(r["m"]["talk_sum"], 3))
            for k, r in matrix.items()}  # fmt: skip
     return snapshot, mat, kpis.peak_concurrent_by_minute(convs)
