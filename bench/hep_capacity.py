@@ -560,18 +560,23 @@ def run_rate(kind: str, rate: int, seconds: float, feed: Feed = SIPP) -> Step:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-STAGES = """
-import json, os, sys, time
+#: what the in-process scripts start with: Django and a migrated database, this folder's
+#: module as ``bench``, the feed from their first argument after this folder
+PRELUDE = """
+import gc, json, os, sys, time
 import django
 django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 sys.path.insert(0, sys.argv[1])
 import hep_capacity as bench
-from callscope.assembly.tracker import CallTracker
 from callscope.capture.hepdecode import HepDecoder
 from callscope.ingest.pipeline import Recorder
 feed = bench.Feed(**json.loads(sys.argv[2]))
+"""
+
+STAGES = """
+from callscope.assembly.tracker import CallTracker
 start = time.time_ns()
 rate = 100 * feed.per_call  # packets/s: 100 calls/s, 2,000 calls
 _times, raw = bench.prepare(rate, 2000 * feed.per_call / rate, "s-", start, feed)
@@ -602,16 +607,6 @@ print(f"  all three                  {(t3 - t2 + t1 - t0) / n * 1e6:9.1f} us/pac
 
 
 REPLAY = """
-import gc, json, os, sys, time
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
-sys.path.insert(0, sys.argv[1])
-import hep_capacity as bench
-from callscope.capture.hepdecode import HepDecoder
-from callscope.ingest.pipeline import Recorder
-feed = bench.Feed(**json.loads(sys.argv[2]))
 rate, seconds = int(sys.argv[3]), float(sys.argv[4])
 start = 1_800_000_000 * 10**9
 times, raw = bench.prepare(rate, seconds, "r-", start, feed)
@@ -624,10 +619,10 @@ def count(call, contract):
 recorder.on_call = count
 gc.collect(); gc.freeze(); gc.set_threshold(20_000, 20, 20)  # as the capture daemon
 READ, n, next_expire, now = 1024, len(raw), start, start
+decode = decoder.decode
 t0 = time.process_time()
 for i in range(0, n, READ):  # as the daemon: a read, its calls saved, timers each second
     now = start + int(times[min(i + READ, n) - 1] * 1e9)
-    decode = decoder.decode
     recorder.feed([d for d in (decode(data, now) for data in raw[i:i + READ]) if d is not None])
     recorder.flush()
     if now >= next_expire:
@@ -653,8 +648,8 @@ def stages(feed: Feed) -> None:
 
 
 def _in_process(script: str, *args: str) -> None:
-    """Run ``script`` with the product's settings on a fresh data directory (and database);
-    its arguments: this folder, then ``args``."""
+    """Run `PRELUDE` and ``script`` with the product's settings on a fresh data directory
+    (and database); their arguments: this folder, then ``args`` (the feed first)."""
     with tempfile.TemporaryDirectory(prefix="callscope-hepbench-") as data_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSCOPE_")}
         env.update(
@@ -663,7 +658,7 @@ def _in_process(script: str, *args: str) -> None:
             DJANGO_SETTINGS_MODULE="callscope.settings",
             PYTHONPATH=str(REPO / "src"),
         )
-        command = [sys.executable, "-c", script, str(REPO / "bench"), *args]
+        command = [sys.executable, "-c", PRELUDE + script, str(REPO / "bench"), *args]
         subprocess.run(command, env=env, check=True, timeout=3600)
 
 

@@ -14,6 +14,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 
 from libc.string cimport memcpy
 
+from callscope.capture.hepwalk import _key_bytes
+
 # vendor 0 chunk types kept (their value's offset and size); others are walked over
 DEF KEPT = 19
 DEF COMPRESSED = 16
@@ -85,7 +87,10 @@ def hep_fields(bytes data):
         return None
     src = dst = None
     if v4 or v6:
-        src_ip, dst_ip, ip_size = (start[3], start[4], 4) if v4 else (start[5], start[6], 16)
+        if v4:
+            src_ip, dst_ip, ip_size = start[3], start[4], 4
+        else:
+            src_ip, dst_ip, ip_size = start[5], start[6], 16
         if src_ip < 0 or dst_ip < 0:
             return None
         src = _address(p, src_ip, ip_size, start[7])
@@ -98,7 +103,7 @@ def hep_fields(bytes data):
         at = at_ns
     key = None
     if start[14] >= 0:
-        key = _key_bytes(data[start[14] : start[14] + size[14]])
+        key = _key(data, p, start[14], size[14])
     return (
         p[start[11]] if start[11] >= 0 else None,
         p[start[2]] if start[2] >= 0 else None,
@@ -112,8 +117,14 @@ def hep_fields(bytes data):
     )
 
 
-cdef bytes _key_bytes(bytes raw):
-    # as `HepPacket` reads text chunks: without the C string's NUL, invalid UTF-8 replaced
-    if raw.isascii() and not raw.endswith(b"\0"):
-        return raw
-    return raw.rstrip(b"\0").decode("utf-8", "replace").encode()
+cdef bytes _key(bytes data, const unsigned char *p, Py_ssize_t at, Py_ssize_t size):
+    """The auth key's octets: as sent when ASCII without a closing NUL (the usual key),
+    else as `hepwalk._key_bytes` reads them."""
+    cdef Py_ssize_t n
+    cdef bytes raw = data[at : at + size]
+    if size and p[at + size - 1] == 0:
+        return _key_bytes(raw)
+    for n in range(at, at + size):
+        if p[n] >= 0x80:
+            return _key_bytes(raw)
+    return raw
